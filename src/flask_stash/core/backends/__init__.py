@@ -1,0 +1,67 @@
+"""Backend registry: names and URL schemes resolved to classes, imported lazily.
+
+Drivers of optional backends are imported only when such a backend is built, so
+``import flask_stash`` stays cheap and works without redis-py or pymemcache.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from flask_stash.core.api import Backend
+from flask_stash.core.errors import ConfigurationError
+
+#: Backend name -> "module:Class". Later backends register here too.
+REGISTRY: dict[str, str] = {
+    "memory": "flask_stash.core.backends.memory:MemoryBackend",
+    "filesystem": "flask_stash.core.backends.filesystem:FileSystemBackend",
+    "null": "flask_stash.core.backends.null:NullBackend",
+}
+
+#: URL scheme -> backend name.
+SCHEMES: dict[str, str] = {"memory": "memory", "file": "filesystem", "null": "null"}
+
+
+def backend_class(name: str) -> type[Any]:
+    """The class registered under ``name``; a clear error for unknown names."""
+    try:
+        target = REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise ConfigurationError(f"unknown backend {name!r}; known backends: {known}") from None
+    module, _, attr = target.partition(":")
+    cls: type[Any] = getattr(importlib.import_module(module), attr)
+    return cls
+
+
+def create_backend(name_or_url: str, **options: Any) -> Backend:
+    """Build a backend from a registered name (``"memory"``) or a URL (``"file:///tmp/c"``).
+
+    Unknown options fail here with :class:`ConfigurationError`, not at the first request.
+    """
+    if "://" in name_or_url:
+        name, url_options = _from_url(name_or_url)
+        options = {**url_options, **options}
+    else:
+        name = name_or_url
+    cls = backend_class(name)
+    try:
+        backend: Backend = cls(**options)
+    except TypeError as exc:
+        raise ConfigurationError(f"bad options for the {name} backend: {exc}") from exc
+    return backend
+
+
+def _from_url(url: str) -> tuple[str, dict[str, Any]]:
+    parts = urlsplit(url)
+    name = SCHEMES.get(parts.scheme)
+    if name is None:
+        known = ", ".join(f"{s}://" for s in sorted(SCHEMES))
+        raise ConfigurationError(f"unknown cache URL scheme in {url!r}; known: {known}")
+    if name == "filesystem":
+        if not parts.path:
+            raise ConfigurationError(f"a file:// URL needs a directory path: {url!r}")
+        return name, {"cache_dir": unquote(parts.path)}
+    return name, {}

@@ -1,0 +1,106 @@
+"""Get-or-compute: the one path shared by ``memoize``, view caching and the Jinja tag.
+
+A hit costs one backend read: the entry and, when the key belongs to a family that can be
+invalidated as a whole, the family's version stamp, fetched together in one ``get_many``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple, TypeVar, cast
+
+from flask_stash.core.api import MISS
+from flask_stash.core.entry import Entry
+from flask_stash.core.stats import HIT, MISS_EVENT, SKIPPED
+from flask_stash.core.store import Store, Timeout
+
+R = TypeVar("R")
+
+
+class Lookup(NamedTuple):
+    """Where a cached result lives, as backend keys (see :meth:`Store.backend_key`).
+
+    ``version_key`` names the stamp of the family the entry belongs to (all calls of one
+    function, say); changing the stamp invalidates the family in O(1). ``scope`` labels the
+    statistics.
+    """
+
+    key: str
+    version_key: str | None = None
+    scope: str = ""
+
+    @classmethod
+    def of(cls, store: Store, key: str, version_key: str | None = None, scope: str = "") -> Lookup:
+        """A lookup for user-level keys (prefixed and length-checked here)."""
+        vkey = None if version_key is None else store.backend_key(version_key)
+        return cls(store.backend_key(key), vkey, scope)
+
+
+def find(store: Store, key: str, vkey: str | None, scope: str) -> tuple[Entry | None, bytes | None]:
+    """The fresh entry at ``key`` (or ``None``) and the family's current version stamp."""
+    entry, version = store.read_stored(key, vkey)
+    if entry is not MISS and (entry.fresh_until is None or store.clock() < entry.fresh_until):
+        next(store.stats.counter(HIT, scope))
+        return entry, version
+    next(store.stats.counter(MISS_EVENT, scope))
+    return None, version
+
+
+def save(
+    store: Store,
+    where: Lookup,
+    value: object,
+    timeout: Timeout,
+    version: bytes | None,
+    cache_if: Callable[[Any], bool] | None = None,
+) -> bool:
+    """Store a computed ``value`` unless ``cache_if`` refuses it; ``True`` if stored."""
+    if cache_if is not None and not cache_if(value):
+        store.stats.incr(SKIPPED, where.scope)
+        return False
+    if where.version_key is not None:
+        version = store.current_version(where.version_key, version)
+        if version is None:  # the stamp could not be read or created: do not guess one
+            return False
+    return store.write_stored(where.key, value, timeout, version=version)
+
+
+def get_or_compute(
+    store: Store,
+    key: str | Lookup,
+    compute: Callable[[], R],
+    timeout: Timeout = None,
+    *,
+    cache_if: Callable[[R], bool] | None = None,
+) -> R:
+    """The cached value of ``key``, or ``compute()``'s result, stored for ``timeout``.
+
+    ``key`` is a user-level key or a :class:`Lookup`. ``cache_if`` decides whether a
+    computed value is worth storing. If ``compute`` raises, the exception propagates and
+    nothing is stored.
+    """
+    where = key if isinstance(key, Lookup) else Lookup.of(store, key)
+    entry, version = find(store, *where)
+    if entry is not None:
+        return cast(R, entry.value)
+    value = compute()
+    save(store, where, value, timeout, version, cache_if)
+    return value
+
+
+async def aget_or_compute(
+    store: Store,
+    key: str | Lookup,
+    compute: Callable[[], Awaitable[R]],
+    timeout: Timeout = None,
+    *,
+    cache_if: Callable[[R], bool] | None = None,
+) -> R:
+    """:func:`get_or_compute` for a coroutine function: ``compute()`` is awaited."""
+    where = key if isinstance(key, Lookup) else Lookup.of(store, key)
+    entry, version = find(store, *where)
+    if entry is not None:
+        return cast(R, entry.value)
+    value = await compute()
+    save(store, where, value, timeout, version, cache_if)
+    return value

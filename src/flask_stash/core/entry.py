@@ -1,0 +1,68 @@
+"""What the engine stores inside a backend value: the user's value plus its metadata.
+
+Keeping the metadata with the value lets the engine, not the backend, decide freshness:
+stale-while-revalidate, ``Age`` headers and invalidation stamps work on every backend.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from flask_stash.core.errors import UndecodableEntry
+
+
+class Entry(NamedTuple):
+    """A stored value and when it was written, stops being fresh and stops being servable.
+
+    ``fresh_until`` and ``stale_until`` are wall-clock timestamps (``None``: forever).
+    Between them the entry is *stale*: servable while someone refreshes it.
+    ``version`` is the invalidation stamp that was current when the entry was written and
+    ``tags`` the ``(tag, stamp)`` pairs; a mismatch with the current stamps makes it a miss.
+
+    A named tuple, because building one sits on every cache hit. It is stored as a plain
+    tuple of its fields; a change of layout must change the serializers' format markers.
+    """
+
+    value: object
+    created: float
+    fresh_until: float | None = None
+    stale_until: float | None = None
+    version: bytes | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def is_fresh(self, now: float) -> bool:
+        return self.fresh_until is None or now < self.fresh_until
+
+    def is_servable(self, now: float) -> bool:
+        """Fresh, or stale but still inside its stale window."""
+        limit = self.stale_until if self.stale_until is not None else self.fresh_until
+        return limit is None or now < limit
+
+    def age(self, now: float) -> float:
+        return max(0.0, now - self.created)
+
+    def remaining(self, now: float) -> float | None:
+        """Seconds of freshness left (``None`` when it never expires)."""
+        return None if self.fresh_until is None else max(0.0, self.fresh_until - now)
+
+    @classmethod
+    def load(cls, data: object) -> Entry:
+        """The entry a serializer decoded; the format marker already vouched for the layout."""
+        if type(data) is list:  # formats without tuples
+            data = tuple(data)
+        if type(data) is not tuple or len(data) != 6:
+            raise UndecodableEntry("not an entry of this layout")
+        return tuple.__new__(cls, data)
+
+
+_IMMUTABLE_ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None), range})
+
+
+def is_immutable(value: object) -> bool:
+    """Whether ``value`` can be shared between readers without copying (deeply immutable)."""
+    kind = type(value)
+    if kind in _IMMUTABLE_ATOMS:
+        return True
+    if kind is tuple or kind is frozenset:
+        return all(is_immutable(item) for item in value)  # type: ignore[attr-defined]
+    return False

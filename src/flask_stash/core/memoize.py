@@ -1,0 +1,140 @@
+"""The framework-neutral ``memoize`` decorator: one cache entry per canonical argument set."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Collection
+from typing import Any, ParamSpec, TypeVar, cast
+
+from flask_stash.core.engine import Lookup, find, save
+from flask_stash.core.keys import CallKey, qualified_name
+from flask_stash.core.store import Store, Timeout
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class MemoizedFunction:
+    """What :func:`memoize` knows about one decorated function (``fn.__stash_memo__``)."""
+
+    def __init__(
+        self,
+        store: Store,
+        fn: Callable[..., Any],
+        timeout: Timeout,
+        name: str,
+        ignore: Collection[str] = (),
+        cache_if: Callable[[Any], bool] | None = None,
+    ) -> None:
+        self.store = store
+        self.fn = fn
+        store.ttl_for(timeout)  # a bad timeout fails at decoration, not at the first call
+        self.timeout = timeout
+        self.name = name.replace("{", "(").replace("}", ")")
+        self.call_key = CallKey(fn, ignore)
+        self.cache_if = cache_if
+        # The braces keep a function's entries and version stamp in one Redis Cluster slot.
+        self._prefix = f"memo:{{{self.name}}}:"
+        self.version_key = store.backend_key(self._prefix + "version")
+        self._hash = store.hash_method
+        # Digests have a fixed length, so whether keys need rehashing is known up front.
+        probe = self._prefix + self._digest("")
+        self._stored_prefix = store.key_prefix + self._prefix
+        self._direct = store.backend_key(probe) == store.key_prefix + probe
+
+    def _digest(self, text: str) -> str:
+        digest: str = self._hash(text.encode("utf-8", "surrogatepass")).hexdigest()
+        return digest
+
+    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """The backend key of one call."""
+        digest = self._digest(self.call_key.text(args, kwargs))
+        if self._direct:
+            return self._stored_prefix + digest
+        return self.store.backend_key(self._prefix + digest)
+
+    def lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Lookup:
+        return Lookup(self.key(args, kwargs), self.version_key, self.name)
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> bool:
+        """Forget the entry of one call (arguments as the function would receive them)."""
+        return self.store.backend_delete(self.key(args, kwargs))
+
+    def invalidate_all(self) -> bool:
+        """Forget every entry of the function in O(1), by changing its version stamp."""
+        return self.store.bump_version(self.version_key)
+
+
+def memoize(
+    store: Store,
+    timeout: Timeout = None,
+    *,
+    name: str | None = None,
+    ignore: Collection[str] = (),
+    cache_if: Callable[[Any], bool] | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Cache a function's results per canonical argument set.
+
+    Works on functions, methods, ``classmethod``/``staticmethod`` objects and ``async def``
+    functions (the wrapper stays a coroutine function). The wrapper keeps the signature
+    and gains ``uncached``, ``cache_timeout``, ``invalidate(*args, **kwargs)`` and
+    ``invalidate_all()``. ``ignore`` names parameters left out of the key; ``name``
+    replaces the function's qualified name in keys.
+    """
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        if isinstance(fn, (classmethod, staticmethod)):
+            return type(fn)(decorate(fn.__func__))
+        if not callable(fn) or isinstance(fn, type):
+            raise TypeError(f"memoize decorates functions and methods, not {fn!r}")
+        spec = MemoizedFunction(store, fn, timeout, name or qualified_name(fn), ignore, cache_if)
+        wrapper = _async_wrapper(spec) if inspect.iscoroutinefunction(fn) else _wrapper(spec)
+        functools.update_wrapper(wrapper, fn)
+        wrapper.__stash_memo__ = spec  # type: ignore[attr-defined]
+        wrapper.uncached = fn  # type: ignore[attr-defined]
+        wrapper.cache_timeout = timeout  # type: ignore[attr-defined]
+        wrapper.invalidate = spec.invalidate  # type: ignore[attr-defined]
+        wrapper.invalidate_all = spec.invalidate_all  # type: ignore[attr-defined]
+        return cast(Callable[P, R], wrapper)
+
+    return decorate
+
+
+def _wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
+    store, fn, key, vkey, scope = spec.store, spec.fn, spec.key, spec.version_key, spec.name
+
+    def memoized(*args: Any, **kwargs: Any) -> Any:
+        bkey = key(args, kwargs)
+        entry, version = find(store, bkey, vkey, scope)
+        if entry is not None:
+            return entry.value
+        value = fn(*args, **kwargs)
+        save(store, Lookup(bkey, vkey, scope), value, spec.timeout, version, spec.cache_if)
+        return value
+
+    return memoized
+
+
+def _async_wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
+    store, fn, key, vkey, scope = spec.store, spec.fn, spec.key, spec.version_key, spec.name
+
+    async def memoized(*args: Any, **kwargs: Any) -> Any:
+        bkey = key(args, kwargs)
+        entry, version = find(store, bkey, vkey, scope)
+        if entry is not None:
+            return entry.value
+        value = await fn(*args, **kwargs)
+        save(store, Lookup(bkey, vkey, scope), value, spec.timeout, version, spec.cache_if)
+        return value
+
+    return memoized
+
+
+def memo_spec(fn: Callable[..., Any]) -> MemoizedFunction:
+    """The :class:`MemoizedFunction` behind a memoized function or bound method."""
+    target = getattr(fn, "__func__", fn)
+    spec = getattr(target, "__stash_memo__", None)
+    if not isinstance(spec, MemoizedFunction):
+        raise ValueError(f"{fn!r} is not memoized (no @memoize on it)")
+    return spec

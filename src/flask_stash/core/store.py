@@ -1,0 +1,311 @@
+"""The engine's view of a backend: entries in, entries out, errors handled by policy.
+
+A :class:`Store` adds what every backend needs and none should implement: the key prefix,
+hashing of over-long keys, (de)serialization of :class:`Entry` objects, TTL rules, version
+stamps for O(1) invalidation, statistics and the fail-open error policy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from flask_stash.core.api import MISS, TTL, Backend, Miss, SupportsIncrement
+from flask_stash.core.entry import Entry, is_immutable
+from flask_stash.core.errors import BackendError, UndecodableEntry
+from flask_stash.core.keys import HashMethod, hash_text
+from flask_stash.core.policy import ErrorPolicy
+from flask_stash.core.serializers import PickleSerializer, Serializer
+from flask_stash.core.stats import UNDECODABLE, WRITE, Stats
+
+Clock = Callable[[], float]
+#: Decoded entries remembered for in-process backends (see ``Store._remember``).
+DECODED_MEMO_SIZE = 1024
+#: Timeout as users give it: ``None`` means the default, ``0`` means never expire.
+Timeout = float | None
+
+
+class Store:
+    """A backend plus the rules that make it a cache.
+
+    Timeouts follow Flask-Caching: ``None`` uses ``default_timeout``, ``0`` never expires,
+    a negative number is an error. Reads never raise for a corrupt, foreign or tampered
+    entry: it is a miss, counted as ``undecodable``.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        serializer: Serializer | None = None,
+        key_prefix: str = "",
+        default_timeout: float = 300,
+        clock: Clock = time.time,
+        stats: Stats | None = None,
+        fail_open: bool = True,
+        hash_method: HashMethod = hashlib.sha256,
+    ) -> None:
+        self.backend = backend
+        self.serializer = serializer or PickleSerializer()
+        self.key_prefix = key_prefix
+        self.default_timeout = _checked_timeout(default_timeout, allow_none=False)
+        self.clock = clock
+        self.stats = stats or Stats()
+        self.policy = ErrorPolicy(self.stats, fail_open=fail_open)
+        self.hash_method = hash_method
+        self._max_key = getattr(backend, "max_key_length", None)
+        shares = getattr(backend, "shares_stored_bytes", False)
+        self._decoded_limit = DECODED_MEMO_SIZE if shares else 0
+        self._decoded: dict[int, tuple[bytes, Entry]] = {}
+
+    # -- keys ---------------------------------------------------------------------------
+
+    def backend_key(self, key: str) -> str:
+        """The key as stored: prefixed, and hashed if the backend cannot take its length."""
+        if type(key) is not str:
+            raise TypeError(f"cache keys are str, not {type(key).__name__}")
+        full = self.key_prefix + key
+        if self._max_key is not None and len(full.encode("utf-8", "surrogatepass")) > self._max_key:
+            return f"{self.key_prefix}#{hash_text(key, self.hash_method)}"
+        return full
+
+    # -- entries ------------------------------------------------------------------------
+
+    def read(self, key: str, version_key: str | None = None) -> tuple[Entry | Miss, bytes | None]:
+        """The entry under ``key`` (servable or not) and the current version stamp.
+
+        With a ``version_key`` both are fetched in one ``get_many`` (one round trip), and
+        an entry written under another stamp is a miss.
+        """
+        vkey = None if version_key is None else self.backend_key(version_key)
+        return self.read_stored(self.backend_key(key), vkey)
+
+    def read_stored(self, bkey: str, bvkey: str | None) -> tuple[Entry | Miss, bytes | None]:
+        """:meth:`read` for keys already passed through :meth:`backend_key` (the hot path)."""
+        try:
+            if bvkey is None:
+                return self.decode(self.backend.get(bkey)), None
+            blob, vblob = self.backend.get_many((bkey, bvkey))
+        except BackendError as exc:
+            self.policy.handle(exc, "get")
+            return MISS, None
+        version = None if vblob is MISS else vblob
+        entry = self.decode(blob)
+        if entry is not MISS and entry.version != version:
+            return MISS, version
+        return entry, version
+
+    def write(
+        self,
+        key: str,
+        value: object,
+        timeout: Timeout = None,
+        *,
+        stale: float = 0,
+        version: bytes | None = None,
+        tags: tuple[tuple[str, str], ...] = (),
+    ) -> bool:
+        """Store ``value`` fresh for ``timeout`` then servable-if-stale for ``stale`` more."""
+        return self.write_stored(self.backend_key(key), value, timeout, stale, version, tags)
+
+    def write_stored(
+        self,
+        bkey: str,
+        value: object,
+        timeout: Timeout = None,
+        stale: float = 0,
+        version: bytes | None = None,
+        tags: tuple[tuple[str, str], ...] = (),
+    ) -> bool:
+        """:meth:`write` for a key already passed through :meth:`backend_key`."""
+        blob, ttl = self._encode(value, timeout, stale, version, tags)
+        try:
+            self.backend.set(bkey, blob, ttl)
+        except BackendError as exc:
+            self.policy.handle(exc, "set")
+            return False
+        self.stats.incr(WRITE)
+        return True
+
+    def decode(self, blob: bytes | Miss) -> Entry | Miss:
+        """The entry in ``blob``; a bare ASCII integer is a counter (see :meth:`incr`)."""
+        if blob is MISS:
+            return MISS
+        known = self._decoded.get(id(blob))
+        if known is not None and known[0] is blob:
+            return known[1]
+        try:
+            entry = Entry.load(self.serializer.loads(blob))
+        except UndecodableEntry:
+            if blob.isdigit() or (blob[:1] == b"-" and blob[1:].isdigit()):
+                return Entry(int(blob), created=0.0)
+            self.stats.incr(UNDECODABLE)
+            return MISS
+        if self._decoded_limit and is_immutable(entry.value):
+            self._remember(blob, entry)
+        return entry
+
+    def _remember(self, blob: bytes, entry: Entry) -> None:
+        # An in-process backend hands out the very bytes object it stored, so an entry
+        # decoded once can be reused while that object lives: immutable values only, since
+        # every reader gets the same object. Holding ``blob`` keeps its id from being reused.
+        if len(self._decoded) >= self._decoded_limit:
+            self._decoded.clear()
+        self._decoded[id(blob)] = (blob, entry)
+
+    def _encode(
+        self,
+        value: object,
+        timeout: Timeout,
+        stale: float,
+        version: bytes | None,
+        tags: tuple[tuple[str, str], ...],
+    ) -> tuple[bytes, TTL]:
+        ttl = self.ttl_for(timeout)
+        if stale < 0:
+            raise ValueError(f"stale must be >= 0 seconds, got {stale!r}")
+        now = self.clock()
+        fresh_until = None if ttl is None else now + ttl
+        stale_until = None if fresh_until is None else fresh_until + stale
+        entry = Entry(value, now, fresh_until, stale_until, version, tags)
+        blob = self.serializer.dumps(tuple(entry))
+        return blob, None if ttl is None else ttl + stale
+
+    def ttl_for(self, timeout: Timeout) -> TTL:
+        """Seconds to keep a value (``None``: forever) from a user-facing timeout."""
+        timeout = self.default_timeout if timeout is None else _checked_timeout(timeout)
+        return None if timeout == 0 else timeout
+
+    # -- version stamps (O(1) invalidation of a whole family of keys) ----------------------
+
+    def current_version(self, vkey: str, known: bytes | None = None) -> bytes | None:
+        """The stamp to write entries under, creating one if none exists yet.
+
+        ``vkey`` is a backend key (see :meth:`backend_key`). A missing stamp never matches
+        an entry, so an evicted stamp invalidates its family instead of resurrecting entries
+        written before an invalidation.
+        """
+        if known is not None:
+            return known
+        token = uuid.uuid4().hex.encode()
+        try:
+            if self.backend.add(vkey, token, None):
+                return token
+            current = self.backend.get(vkey)
+            return None if current is MISS else current
+        except BackendError as exc:
+            self.policy.handle(exc, "version")
+            return None
+
+    def bump_version(self, vkey: str) -> bool:
+        """Invalidate every entry written under the stamp at backend key ``vkey``."""
+        try:
+            self.backend.set(vkey, uuid.uuid4().hex.encode(), None)
+        except BackendError as exc:
+            self.policy.handle(exc, "invalidate")
+            return False
+        return True
+
+    # -- plain values (the direct API) ---------------------------------------------------
+
+    def get(self, key: str) -> object:
+        """The fresh value under ``key``, or :data:`MISS`."""
+        entry, _ = self.read(key)
+        if entry is MISS or not entry.is_fresh(self.clock()):
+            return MISS
+        return entry.value
+
+    def get_many(self, keys: Sequence[str]) -> list[object]:
+        try:
+            blobs = self.backend.get_many([self.backend_key(k) for k in keys])
+        except BackendError as exc:
+            self.policy.handle(exc, "get_many")
+            return [MISS] * len(keys)
+        now = self.clock()
+        entries = [self.decode(blob) for blob in blobs]
+        return [e.value if e is not MISS and e.is_fresh(now) else MISS for e in entries]
+
+    def set(self, key: str, value: object, timeout: Timeout = None) -> bool:
+        return self.write(key, value, timeout)
+
+    def add(self, key: str, value: object, timeout: Timeout = None) -> bool:
+        """Store only if absent (atomically where the backend can); ``True`` if stored."""
+        blob, ttl = self._encode(value, timeout, 0, None, ())
+        try:
+            return self.backend.add(self.backend_key(key), blob, ttl)
+        except BackendError as exc:
+            self.policy.handle(exc, "add")
+            return False
+
+    def set_many(self, mapping: Mapping[str, object], timeout: Timeout = None) -> list[str]:
+        """Store every item; returns the keys that were stored (all, or none on error)."""
+        ttl = self.ttl_for(timeout)
+        blobs = {
+            self.backend_key(k): self._encode(v, timeout, 0, None, ())[0]
+            for k, v in mapping.items()
+        }
+        try:
+            self.backend.set_many(blobs, ttl)
+        except BackendError as exc:
+            self.policy.handle(exc, "set_many")
+            return []
+        return list(mapping)
+
+    def delete(self, key: str) -> bool:
+        return self.backend_delete(self.backend_key(key))
+
+    def backend_delete(self, bkey: str) -> bool:
+        """:meth:`delete` for a key already passed through :meth:`backend_key`."""
+        try:
+            return self.backend.delete(bkey)
+        except BackendError as exc:
+            self.policy.handle(exc, "delete")
+            return False
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        try:
+            return self.backend.delete_many([self.backend_key(k) for k in keys])
+        except BackendError as exc:
+            self.policy.handle(exc, "delete_many")
+            return 0
+
+    def has(self, key: str) -> bool:
+        return self.get(key) is not MISS
+
+    def clear(self) -> bool:
+        try:
+            self.backend.clear()
+        except BackendError as exc:
+            self.policy.handle(exc, "clear")
+            return False
+        return True
+
+    def incr(self, key: str, delta: int = 1) -> int | None:
+        """Add ``delta`` to an integer counter (absent: 0). ``None`` if the backend failed.
+
+        Atomic on backends with the increment capability; elsewhere a read-modify-write.
+        """
+        bkey = self.backend_key(key)
+        try:
+            if isinstance(self.backend, SupportsIncrement):
+                return self.backend.incr(bkey, delta, self.ttl_for(None))
+            current = self.get(key)
+            result = (0 if current is MISS else int(current)) + delta  # type: ignore[call-overload]
+            self.backend.set(bkey, str(result).encode(), self.ttl_for(None))
+            return result
+        except BackendError as exc:
+            self.policy.handle(exc, "incr")
+            return None
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _checked_timeout(timeout: object, allow_none: bool = True) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    if timeout < 0 or timeout != timeout:
+        raise ValueError(f"timeout must be >= 0 seconds (0 = never expire), got {timeout!r}")
+    return timeout

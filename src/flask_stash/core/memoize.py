@@ -82,6 +82,7 @@ def memoize(
     ``invalidate_all()``. ``ignore`` names parameters left out of the key; ``name``
     replaces the function's qualified name in keys.
     """
+    store.ttl_for(timeout)  # a bad timeout fails here, not at the first call
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         if isinstance(fn, (classmethod, staticmethod)):

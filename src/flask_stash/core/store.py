@@ -67,9 +67,10 @@ class Store:
         if type(key) is not str:
             raise TypeError(f"cache keys are str, not {type(key).__name__}")
         full = self.key_prefix + key
-        if self._max_key is not None and len(full.encode("utf-8", "surrogatepass")) > self._max_key:
-            return f"{self.key_prefix}#{hash_text(key, self.hash_method)}"
-        return full
+        if self._max_key is None or _length(full) <= self._max_key:
+            return full
+        hashed = f"{self.key_prefix}#{hash_text(key, self.hash_method)}"
+        return hashed if _length(hashed) <= self._max_key else "#" + hash_text(full)
 
     # -- entries ------------------------------------------------------------------------
 
@@ -291,8 +292,12 @@ class Store:
         try:
             if isinstance(self.backend, SupportsIncrement):
                 return self.backend.incr(bkey, delta, self.ttl_for(None))
-            current = self.get(key)
-            result = (0 if current is MISS else int(current)) + delta  # type: ignore[call-overload]
+            # Read the backend directly: a failed read must not turn into a reset to delta.
+            entry = self.decode(self.backend.get(bkey))
+            current = 0 if entry is MISS or not entry.is_fresh(self.clock()) else entry.value
+            if type(current) is not int:
+                raise TypeError(f"cannot increment {key!r}: it does not hold an integer")
+            result = current + delta
             self.backend.set(bkey, str(result).encode(), self.ttl_for(None))
             return result
         except BackendError as exc:
@@ -301,6 +306,10 @@ class Store:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def _length(key: str) -> int:
+    return len(key.encode("utf-8", "surrogatepass"))
 
 
 def _checked_timeout(timeout: object, allow_none: bool = True) -> float:

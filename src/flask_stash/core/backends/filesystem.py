@@ -1,0 +1,600 @@
+"""The file-system backend: one file per key, shared by every process on the host.
+
+Layout: ``cache_dir/ab/cd/abcd…`` where ``abcd…`` is ``hash_method(key).hexdigest()``.
+Each file is a fixed header (:data:`_HEADER`), the key, then the value. Writes go to a temp
+file in the same folder, then are renamed over the old one, so no reader ever sees half a
+value; ``add`` and locks use ``os.link``, which refuses an existing name, so they are
+atomic across processes too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import math
+import os
+import stat
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import ClassVar, Literal, NamedTuple, Protocol
+
+from flask_stash.core.api import MISS, TTL, Miss, check_ttl
+from flask_stash.core.backends.base import BaseBackend
+from flask_stash.core.errors import BackendError, ConfigurationError
+
+Clock = Callable[[], float]
+
+
+class _Digest(Protocol):
+    def hexdigest(self) -> str: ...
+
+
+HashMethod = Callable[[bytes], _Digest]
+
+#: magic, format version, 3 pad bytes, expiry (Unix seconds, 0 = never), key length,
+#: value length. The lengths must add up to the file size, which catches truncation.
+_HEADER = struct.Struct("<4sB3xdIQ")
+_MAGIC = b"STSH"
+_VERSION = 1
+
+_BINARY: int = getattr(os, "O_BINARY", 0)
+_READ = os.O_RDONLY | _BINARY
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY
+_HEX = frozenset("0123456789abcdef")
+_TEMP_PREFIX = ".tmp-"
+_LOCK_SUFFIX = ".lock"
+# A temp file this old belongs to a writer that died; live writers need microseconds.
+_STALE_TEMP_NS = 3600 * 10**9
+# Other processes' writes are invisible to our estimate: recount at least this often.
+_SYNC_INTERVAL = 60.0
+# Evict down to this share of a bound, so that the next prune is not one write away.
+_KEEP = 0.9
+_temp_counter = itertools.count()
+
+
+class _Entry(NamedTuple):
+    expires: float
+    key: bytes
+    value: bytes
+
+
+class FileSystemBackend(BaseBackend):
+    """A cache in a folder, shared by every process (and thread) on one machine.
+
+    Takes the arguments of Flask-Caching's ``FileSystemCache``: ``threshold`` bounds the
+    number of entries (``0`` = no limit), ``mode`` is the permission of the files and
+    ``hash_method`` names them (SHA-256 here, MD5 in cachelib). ``max_bytes`` bounds the
+    sum of file sizes. Beyond a bound, expired entries go first, then the least recently
+    used (reads refresh a file's mtime). Writes update an in-process estimate instead of
+    listing the folder; a real scan confirms a bound is exceeded before anything live is
+    evicted. Time for TTLs comes from ``clock`` so that tests can move it.
+
+    :meth:`clear` removes entries only: never lock files, nor files it did not create.
+    """
+
+    native_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError,)
+    atomic_add: Literal[True] = True
+
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike[str],
+        threshold: int = 500,
+        default_timeout: float | None = 300,
+        mode: int | None = 0o600,
+        hash_method: HashMethod = hashlib.sha256,
+        *,
+        max_bytes: int | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        _require(_is_int(threshold) and threshold >= 0, f"threshold {threshold!r}: not an int >= 0")
+        _require(
+            max_bytes is None or (_is_int(max_bytes) and max_bytes > 0),
+            f"max_bytes {max_bytes!r}: not a positive int or None",
+        )
+        _require(_is_timeout(default_timeout), f"default_timeout {default_timeout!r}: not >= 0")
+        mode = 0o600 if mode is None else mode  # None is cachelib's default
+        _require(
+            _is_int(mode) and 0o600 <= mode <= 0o777 and mode & 0o600 == 0o600,
+            f"mode {mode!r}: not a permission int like 0o600 that lets the owner read and write",
+        )
+        _require(callable(clock), f"clock {clock!r}: not callable")
+        self.threshold, self.max_bytes, self.mode = threshold, max_bytes, mode
+        self.default_timeout = default_timeout
+        self._hash, self._hex_length = hash_method, _digest_length(hash_method)
+        self._clock = clock
+        # Folders need x wherever files have r, or other users could not reach the files.
+        self._dir_mode = 0o700 | (mode & 0o066) | ((mode & 0o044) >> 2)
+        self.cache_dir = _make_dir(cache_dir)
+        self._chmod = self._probe()
+        self._bounded = bool(threshold) or max_bytes is not None
+        self._stats_lock, self._sync_lock = threading.Lock(), threading.Lock()
+        self._count = self._bytes = self._last_stamp = 0
+        self._next_sync = -math.inf
+
+    # -- the Backend protocol -------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | Miss:
+        """Return the value at ``key`` and mark it recently used, or ``MISS``."""
+        return self._load(key, self._clock(), touch=True)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | Miss]:
+        """Return the values at ``keys``, in order, ``MISS`` for the absent ones."""
+        now = self._clock()
+        return [self._load(key, now, touch=True) for key in keys]
+
+    def set(self, key: str, value: bytes, ttl: TTL) -> None:
+        """Store ``value`` at ``key``; readers see the old value or the new, never a mix."""
+        self._store(key, value, self._expiry(ttl))
+
+    def set_many(self, items: Mapping[str, bytes], ttl: TTL) -> None:
+        """Store every item with the same ``ttl``."""
+        expires = self._expiry(ttl)
+        for key, value in items.items():
+            self._store(key, value, expires)
+
+    def add(self, key: str, value: bytes, ttl: TTL) -> bool:
+        """Store only if ``key`` is absent (atomic across processes); True if stored."""
+        data, path = _encode(key, value, self._expiry(ttl)), self._path(key)
+        if not self._fits(len(data)):
+            return False
+        tmp = self._write_temp(path, data)
+        try:
+            # The name may be held by an expired or damaged file, which _load removes.
+            stored = _link(tmp, path) or (
+                self._load(key, self._clock(), touch=False) is MISS and _link(tmp, path)
+            )
+        finally:
+            _discard(tmp)
+        if stored:
+            self._account(1, len(data))
+        return stored
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; return whether it was there."""
+        return self._remove(self._path(key))
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Remove ``keys``; return how many were there."""
+        return sum(self._remove(self._path(key)) for key in keys)
+
+    def clear(self) -> None:
+        """Remove every entry and temp file; lock files and foreign files stay."""
+        with self._stats_lock:
+            self._count = self._bytes = 0
+        for item, shard in self._files():
+            if self._kind(item.name, shard) not in (None, "lock"):
+                _unlink(item.path)
+
+    def scan(self, prefix: str) -> Iterator[str]:
+        """Yield the live keys starting with ``prefix``, reading the files lazily."""
+        return self._scan(_key_bytes(prefix), self._clock())
+
+    # -- the lock capability --------------------------------------------------------------
+
+    def acquire_lock(self, name: str, token: str, lease: float) -> bool:
+        """Take lock ``name`` for ``lease`` seconds, unless a live lease holds it."""
+        if check_ttl(lease) is None:
+            raise TypeError("lease must be a positive number of seconds, not None")
+        now, path = self._clock(), self._path(name) + _LOCK_SUFFIX
+        tmp = self._write_temp(path, _encode(name, token.encode(), now + lease))
+        try:
+            return _link(tmp, path) or (self._break_expired(path, now) and _link(tmp, path))
+        finally:
+            _discard(tmp)
+
+    def release_lock(self, name: str, token: str) -> bool:
+        """Release lock ``name`` if held under ``token``; False if not (or lease over)."""
+        path = self._path(name) + _LOCK_SUFFIX
+        found = _slurp(path)
+        lock = _decode(found[0]) if found else None
+        if not found or not lock or lock.value != token.encode():
+            return False
+        # An expired lease is cleaned up, but it was no longer ours to release.
+        return self._take(path, found[0]) and _live(lock.expires, self._clock())
+
+    def _break_expired(self, path: str, now: float) -> bool:
+        """Remove the lock at ``path`` if its lease is over; True if it is gone."""
+        found = _slurp(path)
+        lock = _decode(found[0]) if found else None
+        if found and lock and _live(lock.expires, now):
+            return False
+        return not found or self._take(path, found[0])
+
+    def _take(self, path: str, expected: bytes) -> bool:
+        """Remove ``path`` only if it still holds ``expected``; True if it is gone."""
+        # Renaming is the only atomic grab: a plain unlink could delete a lock that a new
+        # owner created between our read and our unlink.
+        grab = os.path.join(os.path.dirname(path), _temp_name())
+        try:
+            os.rename(path, grab)
+        except FileNotFoundError:
+            return True
+        try:
+            found = _slurp(grab)
+            if found and found[0] != expected:
+                _link(grab, path)  # we grabbed a new owner's lock: give it back
+                return False
+            return True
+        finally:
+            _discard(grab)
+
+    # -- reading and writing --------------------------------------------------------------
+
+    def _load(self, key: str, now: float, *, touch: bool) -> bytes | Miss:
+        path = self._path(key)
+        found = _slurp(path)
+        if found is None:
+            return MISS
+        entry = _decode(found[0])
+        if entry is None or not _live(entry.expires, now):
+            if _unlink_same(path, found[1]):
+                self._account(-1, -found[1].st_size)
+            return MISS
+        if entry.key != _key_bytes(key):  # another key with the same hash: not ours
+            return MISS
+        if touch and self._bounded:
+            stamp = self._stamp()
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(path, ns=(stamp, stamp))
+        return entry.value
+
+    def _scan(self, prefix: bytes, now: float) -> Iterator[str]:
+        # Wrapped here: BaseBackend's wrapper would only cover building the generator.
+        try:
+            for item, shard in self._files():
+                found = _peek(item.path) if self._kind(item.name, shard) == "entry" else None
+                if found and _live(found[0], now) and found[1].startswith(prefix):
+                    yield found[1].decode("utf-8", "surrogatepass")
+        except OSError as exc:
+            raise BackendError(f"FileSystemBackend.scan failed: {exc}", exc) from exc
+
+    def _store(self, key: str, value: bytes, expires: float) -> None:
+        data, path = _encode(key, value, expires), self._path(key)
+        if not self._fits(len(data)):
+            # Larger than the whole budget: refuse it rather than flush everything else,
+            # and drop the old value, which the caller meant to replace.
+            self._remove(path)
+            return
+        tmp = self._write_temp(path, data)
+        try:
+            old = _size(path) if self._bounded else None
+            os.replace(tmp, path)
+        except FileNotFoundError:
+            return  # a concurrent clear() took our temp file: as if it ran just after
+        except BaseException:
+            _discard(tmp)
+            raise
+        self._account(int(old is None), len(data) - (old or 0))
+
+    def _write_temp(self, path: str, data: bytes) -> str:
+        folder = os.path.dirname(path)
+        tmp = os.path.join(folder, _temp_name())
+        try:
+            fd = os.open(tmp, _CREATE, self.mode)
+        except FileNotFoundError:  # shard folders are made on first use, not checked
+            os.makedirs(folder, self._dir_mode, exist_ok=True)
+            fd = os.open(tmp, _CREATE, self.mode)
+        try:
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            if self._chmod:
+                os.chmod(tmp, self.mode)
+            if self._bounded:
+                stamp = self._stamp()
+                os.utime(tmp, ns=(stamp, stamp))
+        except BaseException:
+            _discard(tmp)
+            raise
+        return tmp
+
+    def _remove(self, path: str) -> bool:
+        try:
+            size = os.stat(path).st_size if self._bounded else 0
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        self._account(-1, -size)
+        return True
+
+    # -- bounds ---------------------------------------------------------------------------
+
+    def _account(self, added: int, delta: int) -> None:
+        if not self._bounded:
+            return
+        with self._stats_lock:
+            self._count += added
+            self._bytes += delta
+            due = self._due()
+        if due:
+            self._sync()
+
+    def _due(self) -> bool:
+        return self._over(self._count, self._bytes) or time.monotonic() >= self._next_sync
+
+    def _over(self, count: int, size: int) -> bool:
+        return bool(self.threshold and count > self.threshold) or not self._fits(size)
+
+    def _fits(self, size: int) -> bool:
+        return self.max_bytes is None or size <= self.max_bytes
+
+    def _sync(self) -> None:
+        """Recount from disk, drop garbage, and evict LRU entries if really over a bound."""
+        with self._sync_lock:
+            with self._stats_lock:
+                if not self._due():  # another thread synced while we waited
+                    return
+                self._next_sync = time.monotonic() + _SYNC_INTERVAL
+                count_before, bytes_before = self._count, self._bytes
+            count, size = self._evict(self._survey())
+            with self._stats_lock:
+                # Writes during the scan may or may not have been seen: count them again,
+                # since over-estimating only brings the next sync forward.
+                self._count = count + max(0, self._count - count_before)
+                self._bytes = size + max(0, self._bytes - bytes_before)
+
+    def _survey(self) -> list[tuple[int, int, str]]:
+        """Live entries as (mtime, size, path), after removing dead entries and locks."""
+        now, stale = self._clock(), time.time_ns() - _STALE_TEMP_NS
+        live = []
+        for item, shard in self._files():
+            kind = self._kind(item.name, shard)
+            found = _peek(item.path) if kind == "entry" else None
+            if found and _live(found[0], now):
+                live.append((found[2].st_mtime_ns, found[2].st_size, item.path))
+            elif found:
+                _unlink_same(item.path, found[2])
+            elif kind == "temp":
+                with contextlib.suppress(FileNotFoundError):
+                    if item.stat(follow_symlinks=False).st_mtime_ns < stale:
+                        os.unlink(item.path)
+            elif kind == "lock":
+                self._break_expired(item.path, now)
+        return live
+
+    def _evict(self, live: list[tuple[int, int, str]]) -> tuple[int, int]:
+        count, size = len(live), sum(entry[1] for entry in live)
+        if not self._over(count, size):
+            return count, size
+        max_count = max(1, int(self.threshold * _KEEP)) if self.threshold else sys.maxsize
+        max_size = int(self.max_bytes * _KEEP) if self.max_bytes else sys.maxsize
+        live.sort()
+        for _, file_size, path in live[:-1]:  # the newest entry always stays
+            if count <= max_count and size <= max_size:
+                break
+            _unlink(path)
+            count, size = count - 1, size - file_size
+        return count, size
+
+    # -- names ----------------------------------------------------------------------------
+
+    def _path(self, key: str) -> str:
+        digest = self._hash(_key_bytes(key)).hexdigest()
+        return os.path.join(self.cache_dir, digest[:2], digest[2:4], digest)
+
+    def _kind(self, name: str, shard: str) -> Literal["entry", "lock", "temp"] | None:
+        if name.startswith(_TEMP_PREFIX):
+            return "temp"
+        is_lock = name.endswith(_LOCK_SUFFIX)
+        stem = name[: -len(_LOCK_SUFFIX)] if is_lock else name
+        if len(stem) != self._hex_length or not stem.startswith(shard) or set(stem) - _HEX:
+            return None
+        return "lock" if is_lock else "entry"
+
+    def _files(self) -> Iterator[tuple[os.DirEntry[str], str]]:
+        for top in _shard_dirs(self.cache_dir):
+            for sub in _shard_dirs(top.path):
+                for item in _list(sub.path):
+                    yield item, top.name + sub.name
+
+    def _expiry(self, ttl: TTL) -> float:
+        checked = check_ttl(ttl)
+        return 0.0 if checked is None else self._clock() + checked
+
+    def _stamp(self) -> int:
+        # Strictly increasing within the process, so that LRU order stays exact even when
+        # several writes fall in one tick of the kernel's coarse file clock.
+        self._last_stamp = max(time.time_ns(), self._last_stamp + 1)
+        return self._last_stamp
+
+    def _probe(self) -> bool:
+        """Write a file for real (``os.access`` says yes to root); True if umask bites."""
+        tmp = os.path.join(self.cache_dir, _temp_name())
+        try:
+            fd = os.open(tmp, _CREATE, self.mode)
+            try:
+                _write_all(fd, b"probe")
+                return stat.S_IMODE(os.fstat(fd).st_mode) != self.mode
+            finally:
+                os.close(fd)
+                _discard(tmp)
+        except OSError as exc:
+            msg = f"cache_dir {self.cache_dir!r} is not writable: {exc}"
+            raise ConfigurationError(msg) from exc
+
+
+# -- file format ----------------------------------------------------------------------------
+
+
+def _encode(key: str, value: bytes, expires: float) -> bytes:
+    if type(value) is not bytes:
+        raise TypeError(f"backend values are bytes, not {type(value).__name__}")
+    raw_key = _key_bytes(key)
+    header = _HEADER.pack(_MAGIC, _VERSION, expires, len(raw_key), len(value))
+    return b"".join((header, raw_key, value))
+
+
+def _parse_header(head: bytes, file_size: int) -> tuple[float, int] | None:
+    """(expiry, key length) from a well-formed header, else None."""
+    if len(head) < _HEADER.size:
+        return None
+    magic, version, expires, key_len, value_len = _HEADER.unpack_from(head)
+    if magic != _MAGIC or version != _VERSION or not 0 <= expires < math.inf:
+        return None
+    return (expires, key_len) if _HEADER.size + key_len + value_len == file_size else None
+
+
+def _decode(data: bytes) -> _Entry | None:
+    parsed = _parse_header(data, len(data))
+    if parsed is None:
+        return None
+    end = _HEADER.size + parsed[1]
+    return _Entry(parsed[0], data[_HEADER.size : end], data[end:])
+
+
+def _live(expires: float, now: float) -> bool:
+    return not expires or expires > now
+
+
+def _key_bytes(key: str) -> bytes:
+    if type(key) is not str:
+        raise TypeError(f"backend keys are str, not {type(key).__name__}")
+    return key.encode("utf-8", "surrogatepass")
+
+
+# -- file helpers ---------------------------------------------------------------------------
+
+
+def _slurp(path: str) -> tuple[bytes, os.stat_result] | None:
+    """Contents and stat of the file at ``path``, or None if there is none."""
+    try:
+        fd = os.open(path, _READ)
+    except FileNotFoundError:
+        return None
+    try:
+        info = os.fstat(fd)
+        data = os.read(fd, info.st_size)
+        if len(data) < info.st_size:  # short reads are legal (network file systems)
+            data += b"".join(iter(lambda: os.read(fd, 1 << 16), b""))
+        return data, info
+    finally:
+        os.close(fd)
+
+
+def _peek(path: str) -> tuple[float, bytes, os.stat_result] | None:
+    """(expiry, key, stat) without reading the value; expiry -1 for a damaged file."""
+    try:
+        fd = os.open(path, _READ)
+    except FileNotFoundError:
+        return None
+    try:
+        info = os.fstat(fd)
+        head = os.read(fd, _HEADER.size + 256)
+        parsed = _parse_header(head, info.st_size)
+        if parsed is None:
+            return -1.0, b"", info
+        key = head[_HEADER.size : _HEADER.size + parsed[1]]
+        return parsed[0], key + os.read(fd, parsed[1] - len(key)), info
+    finally:
+        os.close(fd)
+
+
+def _unlink_same(path: str, seen: os.stat_result) -> bool:
+    """Remove ``path`` unless a writer replaced the file we judged since we read it."""
+    try:
+        current = os.stat(path)
+        if (current.st_ino, current.st_dev) != (seen.st_ino, seen.st_dev):
+            return False
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _link(source: str, target: str) -> bool:
+    """Give ``source`` the name ``target`` unless that is taken; never replaces."""
+    try:
+        os.link(source, target)
+    except (FileExistsError, FileNotFoundError):  # taken, or a clear() took our temp
+        return False
+    return True
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return None
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _discard(path: str) -> None:
+    # Best-effort cleanup: must not replace the error that is being raised.
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _temp_name() -> str:
+    return f"{_TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{next(_temp_counter)}"
+
+
+def _list(path: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as entries:
+            return list(entries)
+    except FileNotFoundError:
+        return []
+
+
+def _shard_dirs(path: str) -> list[os.DirEntry[str]]:
+    return [
+        item
+        for item in _list(path)
+        if len(item.name) == 2 and not set(item.name) - _HEX and item.is_dir(follow_symlinks=False)
+    ]
+
+
+# -- argument checks ------------------------------------------------------------------------
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigurationError(message)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_timeout(value: object) -> bool:
+    return value is None or (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+    )
+
+
+def _make_dir(cache_dir: object) -> str:
+    path = os.fspath(cache_dir) if isinstance(cache_dir, (str, os.PathLike)) else None
+    if not isinstance(path, str):
+        raise ConfigurationError(f"cache_dir {cache_dir!r}: not a str path")
+    path = os.path.abspath(path)
+    _require(not os.path.isfile(path), f"cache_dir {path!r} is a file, not a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create cache_dir {path!r}: {exc}") from exc
+    return path
+
+
+def _digest_length(hash_method: object) -> int:
+    try:
+        digest = hash_method(b"flask-stash").hexdigest()  # type: ignore[operator]
+    except Exception as exc:
+        raise ConfigurationError(f"hash_method must be like hashlib.sha256: {exc}") from exc
+    ok = isinstance(digest, str) and len(digest) >= 4 and not set(digest) - _HEX
+    _require(ok, "hash_method(...).hexdigest() must return lowercase hex")
+    return len(digest)

@@ -242,3 +242,36 @@ def test_get_or_compute_with_plain_keys(store: Store, clock: FakeClock) -> None:
     clock.advance(6)
     assert store.get("k") is MISS
     assert get_or_compute(store, "k", compute, 5) == 1
+
+
+class Counter:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.runs = 0
+
+    def __caching_id__(self) -> str:
+        return self.name
+
+    @memoize(Store(MemoryBackend()))
+    def total(self, step: int) -> str:
+        self.runs += 1
+        return f"{self.name}:{step}"
+
+
+def test_invalidate_one_instance_keeps_the_others() -> None:
+    a, b = Counter("a"), Counter("b")
+    for obj in (a, b, a, b):
+        obj.total(1)
+        obj.total(2)
+    assert (a.runs, b.runs) == (2, 2)
+    spec = memo_spec(Counter.total)
+    assert spec.invalidate_instance(a)
+    a.total(1)
+    b.total(1)
+    assert (a.runs, b.runs) == (3, 2)
+    spec.invalidate_all()
+    a.total(1)
+    b.total(1)
+    assert (a.runs, b.runs) == (4, 3)
+    with pytest.raises(TypeError, match="not a method"):
+        memo_spec(Repo.static).invalidate_instance(a)

@@ -20,25 +20,29 @@ R = TypeVar("R")
 class Lookup(NamedTuple):
     """Where a cached result lives, as backend keys (see :meth:`Store.backend_key`).
 
-    ``version_key`` names the stamp of the family the entry belongs to (all calls of one
-    function, say); changing the stamp invalidates the family in O(1). ``scope`` labels the
-    statistics.
+    ``version_keys`` name the stamps of the families the entry belongs to (all calls of one
+    function, all calls on one instance); changing a stamp invalidates its family in O(1).
+    ``scope`` labels the statistics.
     """
 
     key: str
-    version_key: str | None = None
+    version_keys: tuple[str, ...] = ()
     scope: str = ""
 
     @classmethod
-    def of(cls, store: Store, key: str, version_key: str | None = None, scope: str = "") -> Lookup:
+    def of(
+        cls, store: Store, key: str, version_keys: tuple[str, ...] = (), scope: str = ""
+    ) -> Lookup:
         """A lookup for user-level keys (prefixed and length-checked here)."""
-        vkey = None if version_key is None else store.backend_key(version_key)
-        return cls(store.backend_key(key), vkey, scope)
+        vkeys = tuple(store.backend_key(k) for k in version_keys)
+        return cls(store.backend_key(key), vkeys, scope)
 
 
-def find(store: Store, key: str, vkey: str | None, scope: str) -> tuple[Entry | None, bytes | None]:
-    """The fresh entry at ``key`` (or ``None``) and the family's current version stamp."""
-    entry, version = store.read_stored(key, vkey)
+def find(
+    store: Store, key: str, vkeys: tuple[str, ...], scope: str
+) -> tuple[Entry | None, bytes | None]:
+    """The fresh entry at ``key`` (or ``None``) and its families' current version stamp."""
+    entry, version = store.read_stored(key, vkeys)
     if entry is not MISS and (entry.fresh_until is None or store.clock() < entry.fresh_until):
         next(store.stats.counter(HIT, scope))
         return entry, version
@@ -58,9 +62,9 @@ def save(
     if cache_if is not None and not cache_if(value):
         store.stats.incr(SKIPPED, where.scope)
         return False
-    if where.version_key is not None:
-        version = store.current_version(where.version_key, version)
-        if version is None:  # the stamp could not be read or created: do not guess one
+    if where.version_keys:
+        version = store.current_version(where.version_keys, version)
+        if version is None:  # a stamp could not be read or created: do not guess one
             return False
     return store.write_stored(where.key, value, timeout, version=version)
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection
 from typing import Any, ParamSpec, TypeVar, cast
 
 from flask_stash.core.engine import Lookup, find, save
-from flask_stash.core.keys import CallKey, qualified_name
+from flask_stash.core.keys import CallKey, encode, qualified_name
 from flask_stash.core.store import Store, Timeout
 
 P = ParamSpec("P")
@@ -37,6 +37,10 @@ class MemoizedFunction:
         # The braces keep a function's entries and version stamp in one Redis Cluster slot.
         self._prefix = f"memo:{{{self.name}}}:"
         self.version_key = store.backend_key(self._prefix + "version")
+        self._function_stamp = (self.version_key,)
+        # Methods also get a stamp per instance, so one object's entries can be dropped.
+        params = list(self.call_key.signature.parameters)
+        self.per_instance = bool(params) and params[0] == "self"
         self._hash = store.hash_method
         # Digests have a fixed length, so whether keys need rehashing is known up front.
         probe = self._prefix + self._digest("")
@@ -54,8 +58,18 @@ class MemoizedFunction:
             return self._stored_prefix + digest
         return self.store.backend_key(self._prefix + digest)
 
+    def version_keys(self, args: tuple[Any, ...]) -> tuple[str, ...]:
+        """The stamps a call's entry depends on: the function's, and its instance's."""
+        if not (self.per_instance and args):
+            return self._function_stamp
+        return (self.version_key, self.instance_version_key(args[0]))
+
+    def instance_version_key(self, instance: object) -> str:
+        digest = self._digest(encode(instance))
+        return self.store.backend_key(f"{self._prefix}instance:{digest}")
+
     def lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Lookup:
-        return Lookup(self.key(args, kwargs), self.version_key, self.name)
+        return Lookup(self.key(args, kwargs), self.version_keys(args), self.name)
 
     def invalidate(self, *args: Any, **kwargs: Any) -> bool:
         """Forget the entry of one call (arguments as the function would receive them)."""
@@ -64,6 +78,12 @@ class MemoizedFunction:
     def invalidate_all(self) -> bool:
         """Forget every entry of the function in O(1), by changing its version stamp."""
         return self.store.bump_version(self.version_key)
+
+    def invalidate_instance(self, instance: object) -> bool:
+        """Forget every entry of a method for one instance, in O(1)."""
+        if not self.per_instance:
+            raise TypeError(f"{self.name} is not a method: it has no per-instance entries")
+        return self.store.bump_version(self.instance_version_key(instance))
 
 
 def memoize(
@@ -78,8 +98,8 @@ def memoize(
 
     Works on functions, methods, ``classmethod``/``staticmethod`` objects and ``async def``
     functions (the wrapper stays a coroutine function). The wrapper keeps the signature
-    and gains ``uncached``, ``cache_timeout``, ``invalidate(*args, **kwargs)`` and
-    ``invalidate_all()``. ``ignore`` names parameters left out of the key; ``name``
+    and gains ``uncached``, ``cache_timeout``, ``invalidate(*args, **kwargs)``,
+    ``invalidate_all()`` and, for methods, ``invalidate_instance(obj)``. ``ignore`` names parameters left out of the key; ``name``
     replaces the function's qualified name in keys.
     """
     store.ttl_for(timeout)  # a bad timeout fails here, not at the first call
@@ -97,36 +117,37 @@ def memoize(
         wrapper.cache_timeout = timeout  # type: ignore[attr-defined]
         wrapper.invalidate = spec.invalidate  # type: ignore[attr-defined]
         wrapper.invalidate_all = spec.invalidate_all  # type: ignore[attr-defined]
+        wrapper.invalidate_instance = spec.invalidate_instance  # type: ignore[attr-defined]
         return cast(Callable[P, R], wrapper)
 
     return decorate
 
 
 def _wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
-    store, fn, key, vkey, scope = spec.store, spec.fn, spec.key, spec.version_key, spec.name
+    store, fn, key, stamps, scope = spec.store, spec.fn, spec.key, spec.version_keys, spec.name
 
     def memoized(*args: Any, **kwargs: Any) -> Any:
-        bkey = key(args, kwargs)
-        entry, version = find(store, bkey, vkey, scope)
+        bkey, vkeys = key(args, kwargs), stamps(args)
+        entry, version = find(store, bkey, vkeys, scope)
         if entry is not None:
             return entry.value
         value = fn(*args, **kwargs)
-        save(store, Lookup(bkey, vkey, scope), value, spec.timeout, version, spec.cache_if)
+        save(store, Lookup(bkey, vkeys, scope), value, spec.timeout, version, spec.cache_if)
         return value
 
     return memoized
 
 
 def _async_wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
-    store, fn, key, vkey, scope = spec.store, spec.fn, spec.key, spec.version_key, spec.name
+    store, fn, key, stamps, scope = spec.store, spec.fn, spec.key, spec.version_keys, spec.name
 
     async def memoized(*args: Any, **kwargs: Any) -> Any:
-        bkey = key(args, kwargs)
-        entry, version = find(store, bkey, vkey, scope)
+        bkey, vkeys = key(args, kwargs), stamps(args)
+        entry, version = find(store, bkey, vkeys, scope)
         if entry is not None:
             return entry.value
         value = await fn(*args, **kwargs)
-        save(store, Lookup(bkey, vkey, scope), value, spec.timeout, version, spec.cache_if)
+        save(store, Lookup(bkey, vkeys, scope), value, spec.timeout, version, spec.cache_if)
         return value
 
     return memoized

@@ -74,26 +74,29 @@ class Store:
 
     # -- entries ------------------------------------------------------------------------
 
-    def read(self, key: str, version_key: str | None = None) -> tuple[Entry | Miss, bytes | None]:
+    def read(self, key: str, version_keys: Sequence[str] = ()) -> tuple[Entry | Miss, bytes | None]:
         """The entry under ``key`` (servable or not) and the current version stamp.
 
-        With a ``version_key`` both are fetched in one ``get_many`` (one round trip), and
-        an entry written under another stamp is a miss.
+        ``version_keys`` name the stamps of the families the entry belongs to (a function,
+        an instance). The entry and the stamps are fetched in one ``get_many`` (one round
+        trip); an entry written under other stamps is a miss.
         """
-        vkey = None if version_key is None else self.backend_key(version_key)
-        return self.read_stored(self.backend_key(key), vkey)
+        vkeys = tuple(self.backend_key(k) for k in version_keys)
+        return self.read_stored(self.backend_key(key), vkeys)
 
-    def read_stored(self, bkey: str, bvkey: str | None) -> tuple[Entry | Miss, bytes | None]:
+    def read_stored(
+        self, bkey: str, vkeys: tuple[str, ...] = ()
+    ) -> tuple[Entry | Miss, bytes | None]:
         """:meth:`read` for keys already passed through :meth:`backend_key` (the hot path)."""
         try:
-            if bvkey is None:
+            if not vkeys:
                 return self.decode(self.backend.get(bkey)), None
-            blob, vblob = self.backend.get_many((bkey, bvkey))
+            blobs = self.backend.get_many((bkey, *vkeys))
         except BackendError as exc:
             self.policy.handle(exc, "get")
             return MISS, None
-        version = None if vblob is MISS else vblob
-        entry = self.decode(blob)
+        version = _joined_stamps(blobs)
+        entry = self.decode(blobs[0])
         if entry is not MISS and entry.version != version:
             return MISS, version
         return entry, version
@@ -181,24 +184,28 @@ class Store:
 
     # -- version stamps (O(1) invalidation of a whole family of keys) ----------------------
 
-    def current_version(self, vkey: str, known: bytes | None = None) -> bytes | None:
-        """The stamp to write entries under, creating one if none exists yet.
+    def current_version(self, vkeys: tuple[str, ...], known: bytes | None) -> bytes | None:
+        """The stamp to write entries under, creating missing stamps.
 
-        ``vkey`` is a backend key (see :meth:`backend_key`). A missing stamp never matches
-        an entry, so an evicted stamp invalidates its family instead of resurrecting entries
-        written before an invalidation.
+        ``vkeys`` are backend keys (see :meth:`backend_key`); ``known`` is the stamp a read
+        just returned. A missing stamp never matches an entry, so an evicted stamp
+        invalidates its family instead of resurrecting entries written before an
+        invalidation. ``None`` if the backend failed.
         """
-        if known is not None:
+        if known is not None or not vkeys:
             return known
-        token = uuid.uuid4().hex.encode()
         try:
-            if self.backend.add(vkey, token, None):
-                return token
-            current = self.backend.get(vkey)
-            return None if current is MISS else current
+            stamps = [self._stamp(vkey) for vkey in vkeys]
         except BackendError as exc:
             self.policy.handle(exc, "version")
             return None
+        return _joined_stamps([b"", *stamps])
+
+    def _stamp(self, vkey: str) -> bytes | Miss:
+        token = uuid.uuid4().hex.encode()
+        if self.backend.add(vkey, token, None):
+            return token
+        return self.backend.get(vkey)
 
     def bump_version(self, vkey: str) -> bool:
         """Invalidate every entry written under the stamp at backend key ``vkey``."""
@@ -306,6 +313,16 @@ class Store:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def _joined_stamps(blobs: Sequence[bytes | Miss]) -> bytes | None:
+    """The version of an entry read with ``blobs[0]``: its family stamps, all required."""
+    if len(blobs) == 2:  # the common case: one family (MISS and b"" are both falsy)
+        return blobs[1] or None  # type: ignore[return-value]
+    stamps = blobs[1:]
+    if any(stamp is MISS for stamp in stamps):
+        return None
+    return b"|".join(stamps)  # type: ignore[arg-type]
 
 
 def _length(key: str) -> int:

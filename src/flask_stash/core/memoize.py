@@ -99,8 +99,8 @@ def memoize(
     Works on functions, methods, ``classmethod``/``staticmethod`` objects and ``async def``
     functions (the wrapper stays a coroutine function). The wrapper keeps the signature
     and gains ``uncached``, ``cache_timeout``, ``invalidate(*args, **kwargs)``,
-    ``invalidate_all()`` and, for methods, ``invalidate_instance(obj)``. ``ignore`` names parameters left out of the key; ``name``
-    replaces the function's qualified name in keys.
+    ``invalidate_all()`` and, for methods, ``invalidate_instance(obj)``. ``ignore`` names
+    parameters left out of the key; ``name`` replaces the function's qualified name in keys.
     """
     store.ttl_for(timeout)  # a bad timeout fails here, not at the first call
 

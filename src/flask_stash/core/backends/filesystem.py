@@ -90,18 +90,7 @@ class FileSystemBackend(BaseBackend):
         max_bytes: int | None = None,
         clock: Clock = time.time,
     ) -> None:
-        _require(_is_int(threshold) and threshold >= 0, f"threshold {threshold!r}: not an int >= 0")
-        _require(
-            max_bytes is None or (_is_int(max_bytes) and max_bytes > 0),
-            f"max_bytes {max_bytes!r}: not a positive int or None",
-        )
-        _require(_is_timeout(default_timeout), f"default_timeout {default_timeout!r}: not >= 0")
-        mode = 0o600 if mode is None else mode  # None is cachelib's default
-        _require(
-            _is_int(mode) and 0o600 <= mode <= 0o777 and mode & 0o600 == 0o600,
-            f"mode {mode!r}: not a permission int like 0o600 that lets the owner read and write",
-        )
-        _require(callable(clock), f"clock {clock!r}: not callable")
+        mode = _check_args(threshold, default_timeout, mode, max_bytes, clock)
         self.threshold, self.max_bytes, self.mode = threshold, max_bytes, mode
         self.default_timeout = default_timeout
         self._hash, self._hex_length = hash_method, _digest_length(hash_method)
@@ -489,7 +478,9 @@ def _peek(path: str) -> tuple[float, bytes, os.stat_result] | None:
         if parsed is None:
             return -1.0, b"", info
         key = head[_HEADER.size : _HEADER.size + parsed[1]]
-        return parsed[0], key + os.read(fd, parsed[1] - len(key)), info
+        if len(key) < parsed[1]:  # a long key: fetch the rest
+            key += os.read(fd, parsed[1] - len(key))
+        return parsed[0], key, info
     finally:
         os.close(fd)
 
@@ -567,14 +558,30 @@ def _require(ok: bool, message: str) -> None:
         raise ConfigurationError(message)
 
 
+def _check_args(
+    threshold: int, timeout: float | None, mode: int | None, max_bytes: int | None, clock: Clock
+) -> int:
+    """Validate the constructor's plain arguments; return the file mode to use."""
+    _require(_is_int(threshold) and threshold >= 0, f"threshold {threshold!r}: not an int >= 0")
+    _require(
+        max_bytes is None or (_is_int(max_bytes) and max_bytes > 0),
+        f"max_bytes {max_bytes!r}: not a positive int or None",
+    )
+    _require(
+        timeout is None or ((_is_int(timeout) or isinstance(timeout, float)) and timeout >= 0),
+        f"default_timeout {timeout!r}: not a number >= 0 or None",
+    )
+    mode = 0o600 if mode is None else mode  # None is cachelib's default
+    _require(
+        _is_int(mode) and 0o600 <= mode <= 0o777 and mode & 0o600 == 0o600,
+        f"mode {mode!r}: not a permission int like 0o600 that lets the owner read and write",
+    )
+    _require(callable(clock), f"clock {clock!r}: not callable")
+    return mode
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_timeout(value: object) -> bool:
-    return value is None or (
-        isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-    )
 
 
 def _make_dir(cache_dir: object) -> str:

@@ -1,9 +1,45 @@
-"""Flask-Stash: caching for Flask.
+"""Flask-Stash: caching for Flask, a drop-in replacement for Flask-Caching.
 
-The Flask layer is imported lazily (see ``__getattr__``) so that ``flask_stash.core`` can be
-used, and tested, without Flask installed.
+``from flask_stash import Cache`` is all a Flask-Caching user changes. The Flask layer is
+imported lazily (PEP 562 ``__getattr__``), so ``flask_stash.core`` can be used, and is
+tested, without Flask installed.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0.dev0"
+
+_LAZY = {
+    "Cache": "flask_stash.extension",
+    "CachedResponse": "flask_stash.responses",
+    "make_template_fragment_key": "flask_stash.jinja",
+    "ConfigurationError": "flask_stash.core.errors",
+    "BackendError": "flask_stash.core.errors",
+    "MISS": "flask_stash.core.api",
+}
+
+if TYPE_CHECKING:
+    from flask_stash.core.api import MISS
+    from flask_stash.core.errors import BackendError, ConfigurationError
+    from flask_stash.extension import Cache
+    from flask_stash.jinja import make_template_fragment_key
+    from flask_stash.responses import CachedResponse
+
+__all__ = [
+    "MISS",
+    "BackendError",
+    "Cache",
+    "CachedResponse",
+    "ConfigurationError",
+    "make_template_fragment_key",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flask_stash' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

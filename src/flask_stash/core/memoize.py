@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection
 from typing import Any, ParamSpec, TypeVar, cast
 
 from flask_stash.core.engine import Lookup, find, save
-from flask_stash.core.keys import CallKey, encode, qualified_name
+from flask_stash.core.keys import CallKey, HashMethod, encode, qualified_name
 from flask_stash.core.store import Store, Timeout
 
 P = ParamSpec("P")
@@ -26,6 +26,7 @@ class MemoizedFunction:
         name: str,
         ignore: Collection[str] = (),
         cache_if: Callable[[Any], bool] | None = None,
+        hash_method: HashMethod | None = None,
     ) -> None:
         self.store = store
         self.fn = fn
@@ -37,11 +38,11 @@ class MemoizedFunction:
         # The braces keep a function's entries and version stamp in one Redis Cluster slot.
         self._prefix = f"memo:{{{self.name}}}:"
         self.version_key = store.backend_key(self._prefix + "version")
-        self._function_stamp = (self.version_key,)
+        self.function_stamp = (self.version_key,)
         # Methods also get a stamp per instance, so one object's entries can be dropped.
         params = list(self.call_key.signature.parameters)
         self.per_instance = bool(params) and params[0] == "self"
-        self._hash = store.hash_method
+        self._hash = hash_method or store.hash_method
         # Digests have a fixed length, so whether keys need rehashing is known up front.
         probe = self._prefix + self._digest("")
         self._stored_prefix = store.key_prefix + self._prefix
@@ -51,9 +52,14 @@ class MemoizedFunction:
         digest: str = self._hash(text.encode("utf-8", "surrogatepass")).hexdigest()
         return digest
 
+    def user_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """The key of one call as the store's ``get``/``set``/``delete`` take it."""
+        return self._prefix + self._digest(self.call_key.text(args, kwargs))
+
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         """The backend key of one call."""
-        digest = self._digest(self.call_key.text(args, kwargs))
+        text = self.call_key.text(args, kwargs)
+        digest: str = self._hash(text.encode("utf-8", "surrogatepass")).hexdigest()
         if self._direct:
             return self._stored_prefix + digest
         return self.store.backend_key(self._prefix + digest)
@@ -61,7 +67,7 @@ class MemoizedFunction:
     def version_keys(self, args: tuple[Any, ...]) -> tuple[str, ...]:
         """The stamps a call's entry depends on: the function's, and its instance's."""
         if not (self.per_instance and args):
-            return self._function_stamp
+            return self.function_stamp
         return (self.version_key, self.instance_version_key(args[0]))
 
     def instance_version_key(self, instance: object) -> str:
@@ -125,9 +131,11 @@ def memoize(
 
 def _wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
     store, fn, key, stamps, scope = spec.store, spec.fn, spec.key, spec.version_keys, spec.name
+    per_instance, function_stamp = spec.per_instance, spec.function_stamp
 
     def memoized(*args: Any, **kwargs: Any) -> Any:
-        bkey, vkeys = key(args, kwargs), stamps(args)
+        bkey = key(args, kwargs)
+        vkeys = stamps(args) if per_instance else function_stamp
         entry, version = find(store, bkey, vkeys, scope)
         if entry is not None:
             return entry.value
@@ -140,9 +148,11 @@ def _wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
 
 def _async_wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
     store, fn, key, stamps, scope = spec.store, spec.fn, spec.key, spec.version_keys, spec.name
+    per_instance, function_stamp = spec.per_instance, spec.function_stamp
 
     async def memoized(*args: Any, **kwargs: Any) -> Any:
-        bkey, vkeys = key(args, kwargs), stamps(args)
+        bkey = key(args, kwargs)
+        vkeys = stamps(args) if per_instance else function_stamp
         entry, version = find(store, bkey, vkeys, scope)
         if entry is not None:
             return entry.value

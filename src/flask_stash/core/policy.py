@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from flask_stash.core.errors import BackendError
 from flask_stash.core.stats import ERROR, Stats
 
 logger = logging.getLogger("flask_stash")
@@ -41,14 +40,15 @@ class ErrorPolicy:
         self._suppressed: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def handle(self, error: BackendError, operation: str) -> None:
-        """Count and log ``error``; re-raise it unless failing open."""
+    def handle(self, error: Exception, operation: str) -> None:
+        """Count and log ``error`` (a :class:`BackendError`, or a failure to build a key);
+        re-raise it unless failing open."""
         self.stats.incr(ERROR, operation)
         self._maybe_log(error, operation)
         if not self.fail_open:
             raise error
 
-    def _maybe_log(self, error: BackendError, operation: str) -> None:
+    def _maybe_log(self, error: Exception, operation: str) -> None:
         now = self._clock()
         with self._lock:
             last = self._last_logged.get(operation)

@@ -7,7 +7,9 @@ stamps for O(1) invalidation, statistics and the fail-open error policy.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,7 +26,7 @@ Clock = Callable[[], float]
 #: Decoded entries remembered for in-process backends (see ``Store._remember``).
 DECODED_MEMO_SIZE = 1024
 #: Timeout as users give it: ``None`` means the default, ``0`` means never expire.
-Timeout = float | None
+Timeout = float | dt.timedelta | None
 
 
 class Store:
@@ -50,7 +52,7 @@ class Store:
         self.backend = backend
         self.serializer = serializer or PickleSerializer()
         self.key_prefix = key_prefix
-        self.default_timeout = _checked_timeout(default_timeout, allow_none=False)
+        self.default_timeout = _checked_timeout(default_timeout)
         self.clock = clock
         self.stats = stats or Stats()
         self.policy = ErrorPolicy(self.stats, fail_open=fail_open)
@@ -95,7 +97,10 @@ class Store:
         except BackendError as exc:
             self.policy.handle(exc, "get")
             return MISS, None
-        version = _joined_stamps(blobs)
+        # One family (the common case): its stamp; MISS and b"" are both falsy.
+        version: bytes | None = (
+            (blobs[1] or None) if len(blobs) == 2 else _joined_stamps(blobs)  # type: ignore[assignment]
+        )
         entry = self.decode(blobs[0])
         if entry is not MISS and entry.version != version:
             return MISS, version
@@ -317,8 +322,6 @@ class Store:
 
 def _joined_stamps(blobs: Sequence[bytes | Miss]) -> bytes | None:
     """The version of an entry read with ``blobs[0]``: its family stamps, all required."""
-    if len(blobs) == 2:  # the common case: one family (MISS and b"" are both falsy)
-        return blobs[1] or None  # type: ignore[return-value]
     stamps = blobs[1:]
     if any(stamp is MISS for stamp in stamps):
         return None
@@ -329,7 +332,9 @@ def _length(key: str) -> int:
     return len(key.encode("utf-8", "surrogatepass"))
 
 
-def _checked_timeout(timeout: object, allow_none: bool = True) -> float:
+def _checked_timeout(timeout: object) -> float:
+    if isinstance(timeout, dt.timedelta):  # accepted by Flask-Caching: whole seconds, rounded up
+        timeout = math.ceil(timeout.total_seconds())
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
     if timeout < 0 or timeout != timeout:

@@ -101,7 +101,9 @@ class FileSystemBackend(BaseBackend):
         self._chmod = self._probe()
         self._bounded = bool(threshold) or max_bytes is not None
         self._stats_lock, self._sync_lock = threading.Lock(), threading.Lock()
-        self._count = self._bytes = self._last_stamp = 0
+        self._count = self._bytes = self._last_stamp = self._removals = 0
+        # Only ever increase: what writers added while a sync was scanning.
+        self._grown_count = self._grown_bytes = 0
         self._next_sync = -math.inf
 
     # -- the Backend protocol -------------------------------------------------------------
@@ -144,11 +146,11 @@ class FileSystemBackend(BaseBackend):
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; return whether it was there."""
-        return self._remove(self._path(key))
+        return self._drop(self._path(key))
 
     def delete_many(self, keys: Sequence[str]) -> int:
         """Remove ``keys``; return how many were there."""
-        return sum(self._remove(self._path(key)) for key in keys)
+        return sum(self._drop(self._path(key)) for key in keys)
 
     def clear(self) -> None:
         """Remove every entry and temp file; lock files and foreign files stay."""
@@ -220,8 +222,7 @@ class FileSystemBackend(BaseBackend):
             return MISS
         entry = _decode(found[0])
         if entry is None or not _live(entry.expires, now):
-            if _unlink_same(path, found[1]):
-                self._account(-1, -found[1].st_size)
+            self._drop(path, found[1])
             return MISS
         if entry.key != _key_bytes(key):  # another key with the same hash: not ours
             return MISS
@@ -246,9 +247,9 @@ class FileSystemBackend(BaseBackend):
         if not self._fits(len(data)):
             # Larger than the whole budget: refuse it rather than flush everything else,
             # and drop the old value, which the caller meant to replace.
-            self._remove(path)
+            self._drop(path)
             return
-        tmp = self._write_temp(path, data)
+        tmp, removals = self._write_temp(path, data), self._removals
         try:
             old = _size(path) if self._bounded else None
             os.replace(tmp, path)
@@ -257,6 +258,8 @@ class FileSystemBackend(BaseBackend):
         except BaseException:
             _discard(tmp)
             raise
+        if removals != self._removals or self._sync_lock.locked():
+            old = None  # a removal may have raced our existence check: count a new file
         self._account(int(old is None), len(data) - (old or 0))
 
     def _write_temp(self, path: str, data: bytes) -> str:
@@ -282,13 +285,19 @@ class FileSystemBackend(BaseBackend):
             raise
         return tmp
 
-    def _remove(self, path: str) -> bool:
+    def _drop(self, path: str, seen: os.stat_result | None = None, *, count: bool = True) -> bool:
+        """Unlink an entry, if it is still the file ``seen`` when one is given."""
+        with self._stats_lock:
+            self._removals += 1  # before unlinking, so that a racing _store notices
         try:
-            size = os.stat(path).st_size if self._bounded else 0
+            current = os.stat(path)
+            if seen is not None and (current.st_ino, current.st_dev) != (seen.st_ino, seen.st_dev):
+                return False  # replaced by a writer since we judged it
             os.unlink(path)
         except FileNotFoundError:
             return False
-        self._account(-1, -size)
+        if count:
+            self._account(-1, -current.st_size)
         return True
 
     # -- bounds ---------------------------------------------------------------------------
@@ -299,6 +308,8 @@ class FileSystemBackend(BaseBackend):
         with self._stats_lock:
             self._count += added
             self._bytes += delta
+            self._grown_count += max(0, added)
+            self._grown_bytes += max(0, delta)
             due = self._due()
         if due:
             self._sync()
@@ -319,13 +330,16 @@ class FileSystemBackend(BaseBackend):
                 if not self._due():  # another thread synced while we waited
                     return
                 self._next_sync = time.monotonic() + _SYNC_INTERVAL
-                count_before, bytes_before = self._count, self._bytes
+                self._removals += 1  # evictions below: see _store
+                grown_before = self._grown_count, self._grown_bytes
             count, size = self._evict(self._survey())
             with self._stats_lock:
+                self._removals += 1
                 # Writes during the scan may or may not have been seen: count them again,
-                # since over-estimating only brings the next sync forward.
-                self._count = count + max(0, self._count - count_before)
-                self._bytes = size + max(0, self._bytes - bytes_before)
+                # since over-estimating only brings the next sync forward. Removals during
+                # the scan are not subtracted, for the same reason.
+                self._count = count + self._grown_count - grown_before[0]
+                self._bytes = size + self._grown_bytes - grown_before[1]
 
     def _survey(self) -> list[tuple[int, int, str]]:
         """Live entries as (mtime, size, path), after removing dead entries and locks."""
@@ -337,7 +351,7 @@ class FileSystemBackend(BaseBackend):
             if found and _live(found[0], now):
                 live.append((found[2].st_mtime_ns, found[2].st_size, item.path))
             elif found:
-                _unlink_same(item.path, found[2])
+                self._drop(item.path, found[2], count=False)  # _account would re-enter
             elif kind == "temp":
                 with contextlib.suppress(FileNotFoundError):
                     if item.stat(follow_symlinks=False).st_mtime_ns < stale:
@@ -483,18 +497,6 @@ def _peek(path: str) -> tuple[float, bytes, os.stat_result] | None:
         return parsed[0], key, info
     finally:
         os.close(fd)
-
-
-def _unlink_same(path: str, seen: os.stat_result) -> bool:
-    """Remove ``path`` unless a writer replaced the file we judged since we read it."""
-    try:
-        current = os.stat(path)
-        if (current.st_ino, current.st_dev) != (seen.st_ino, seen.st_dev):
-            return False
-        os.unlink(path)
-    except FileNotFoundError:
-        return False
-    return True
 
 
 def _write_all(fd: int, data: bytes) -> None:

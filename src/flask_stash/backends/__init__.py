@@ -1,0 +1,30 @@
+"""Flask-Caching's backend classes, by the same names (``flask_stash.backends.SimpleCache``).
+
+Each wraps one of the engine's backends in cachelib's method names and return values.
+"""
+
+from flask_stash.backends.base import BaseCache
+from flask_stash.backends.cachelib import CachelibBackend
+from flask_stash.backends.local import FileSystemCache, NullCache, SimpleCache
+from flask_stash.backends.remote import (
+    MemcachedCache,
+    RedisCache,
+    RedisClusterCache,
+    RedisSentinelCache,
+    SASLMemcachedCache,
+    SpreadSASLMemcachedCache,
+)
+
+__all__ = [
+    "BaseCache",
+    "CachelibBackend",
+    "FileSystemCache",
+    "MemcachedCache",
+    "NullCache",
+    "RedisCache",
+    "RedisClusterCache",
+    "RedisSentinelCache",
+    "SASLMemcachedCache",
+    "SimpleCache",
+    "SpreadSASLMemcachedCache",
+]

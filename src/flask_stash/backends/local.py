@@ -1,0 +1,99 @@
+"""Flask-Caching's local backend classes: ``SimpleCache``, ``FileSystemCache``, ``NullCache``."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask_stash.backends.base import BaseCache
+from flask_stash.core.api import Backend
+from flask_stash.core.backends.memory import MemoryBackend
+from flask_stash.core.backends.null import NullBackend
+from flask_stash.core.errors import ConfigurationError
+
+
+class SimpleCache(BaseCache):
+    """In-process LRU cache (our memory backend), bounded by ``threshold`` entries.
+
+    Unlike cachelib's, it evicts least-recently-used entries, can also be bounded by
+    ``max_bytes``, and never serves an expired entry.
+    """
+
+    def __init__(
+        self,
+        threshold: int = 500,
+        default_timeout: float = 300,
+        ignore_delete_many_errors: bool = False,
+        *,
+        max_bytes: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._backend = MemoryBackend(threshold, default_timeout, max_bytes=max_bytes, clock=clock)
+        super().__init__(default_timeout, ignore_delete_many_errors)
+
+    def _make_backend(self) -> Backend:
+        return self._backend
+
+    @classmethod
+    def factory(
+        cls, app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> BaseCache:
+        kwargs = {"threshold": config["CACHE_THRESHOLD"], **kwargs}
+        return cls(*args, **kwargs)
+
+
+class FileSystemCache(BaseCache):
+    """One file per key under ``cache_dir``: shared by the processes of one machine."""
+
+    def __init__(
+        self,
+        cache_dir: str,
+        threshold: int = 500,
+        default_timeout: float = 300,
+        mode: int | None = None,
+        hash_method: Callable[..., Any] = hashlib.sha256,
+        ignore_delete_many_errors: bool = False,
+        **options: Any,
+    ) -> None:
+        from flask_stash.core.backends.filesystem import FileSystemBackend
+
+        if not cache_dir:
+            raise ConfigurationError("FileSystemCache needs a cache_dir (CACHE_DIR)")
+        self._backend = FileSystemBackend(
+            cache_dir,
+            threshold,
+            default_timeout,
+            0o600 if mode is None else mode,
+            hash_method,
+            **options,
+        )
+        super().__init__(default_timeout, ignore_delete_many_errors)
+
+    def _make_backend(self) -> Backend:
+        return self._backend
+
+    @classmethod
+    def factory(
+        cls, app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> BaseCache:
+        if not args and "cache_dir" not in kwargs:
+            args = [config["CACHE_DIR"]]
+        kwargs = {
+            "threshold": config["CACHE_THRESHOLD"],
+            "hash_method": config["CACHE_FILE_HASH_METHOD"],
+            **kwargs,
+        }
+        return cls(*args, **kwargs)
+
+
+class NullCache(BaseCache):
+    """Stores nothing: every read is a miss (caching switched off)."""
+
+    def __init__(self, default_timeout: float = 300, ignore_delete_many_errors: bool = False):
+        self._backend = NullBackend(default_timeout)
+        super().__init__(default_timeout, ignore_delete_many_errors)
+
+    def _make_backend(self) -> Backend:
+        return self._backend

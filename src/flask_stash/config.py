@@ -1,0 +1,222 @@
+"""Reading ``CACHE_*`` configuration once per app into a frozen, validated object."""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import math
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask_stash.core.errors import ConfigurationError
+
+#: Every key we read, with Flask-Caching's default (ours where we add keys).
+DEFAULTS: dict[str, Any] = {
+    "CACHE_TYPE": None,  # Flask-Caching: "NullCache"; we default to the in-memory backend
+    "CACHE_URL": None,
+    "CACHE_DEFAULT_TIMEOUT": 300,
+    "CACHE_KEY_PREFIX": "flask_cache_",
+    "CACHE_THRESHOLD": 500,
+    "CACHE_DIR": None,
+    "CACHE_OPTIONS": None,
+    "CACHE_ARGS": [],
+    "CACHE_HASH_METHOD": hashlib.sha256,
+    "CACHE_FILE_HASH_METHOD": hashlib.sha256,
+    "CACHE_SOURCE_CHECK": False,
+    "CACHE_ENABLE_SIGNALS": False,
+    "CACHE_SERIALIZER": None,
+    "CACHE_IGNORE_ERRORS": False,
+    "CACHE_NO_NULL_WARNING": False,
+    "CACHE_FAIL_OPEN": True,
+    "CACHE_SIGNING_KEY": None,
+    "CACHE_VIEW_STATUSES": None,
+    "CACHE_REDIS_HOST": "localhost",
+    "CACHE_REDIS_PORT": 6379,
+    "CACHE_REDIS_PASSWORD": None,
+    "CACHE_REDIS_DB": 0,
+    "CACHE_REDIS_URL": None,
+    "CACHE_REDIS_SENTINELS": None,
+    "CACHE_REDIS_SENTINEL_MASTER": None,
+    "CACHE_REDIS_SENTINEL_PASSWORD": None,
+    "CACHE_REDIS_CLUSTER": None,
+    "CACHE_MEMCACHED_SERVERS": None,
+    "CACHE_MEMCACHED_USERNAME": None,
+    "CACHE_MEMCACHED_PASSWORD": None,
+}
+
+SUCCESS_STATUSES = frozenset(range(200, 300))
+
+
+class ConfigWarning(UserWarning):
+    """A configuration that works but is probably not what was meant."""
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """The ``CACHE_*`` settings of one app, merged, defaulted and validated.
+
+    ``raw`` keeps every merged ``CACHE_*`` value for backend factories that read their
+    own keys (Flask-Caching's ``factory(app, config, args, kwargs)`` protocol).
+    """
+
+    type: Any
+    url: str | None
+    default_timeout: float
+    key_prefix: str
+    threshold: int
+    cache_dir: str | None
+    options: Mapping[str, Any]
+    args: tuple[Any, ...]
+    hash_method: Callable[..., Any]
+    file_hash_method: Callable[..., Any]
+    source_check: bool
+    enable_signals: bool
+    serializer: Any
+    ignore_errors: bool
+    no_null_warning: bool
+    fail_open: bool
+    signing_key: str | bytes | None
+    view_statuses: frozenset[int]
+    raw: Mapping[str, Any] = field(repr=False)
+
+
+def merge(
+    app_config: Mapping[str, Any],
+    ctor_config: Mapping[str, Any] | None,
+    init_config: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Flask-Caching's order: app config, then ``Cache(config=)``, then ``init_app(config=)``."""
+    for name, given in (("Cache(config=...)", ctor_config), ("init_app(config=...)", init_config)):
+        if given is not None and not isinstance(given, Mapping):
+            raise ConfigurationError(f"{name} must be a dict or None, not {type(given).__name__}")
+    merged = {k: v for k, v in app_config.items() if k.startswith("CACHE_")}
+    merged.update(ctor_config or {})
+    merged.update(init_config or {})
+    _warn_unknown(merged)
+    return {**DEFAULTS, **merged}
+
+
+def read(merged: Mapping[str, Any]) -> CacheConfig:
+    """Validate merged settings; every problem is a :class:`ConfigurationError` now."""
+    return CacheConfig(
+        type=merged["CACHE_TYPE"],
+        url=_optional_str(merged, "CACHE_URL"),
+        default_timeout=normalize_timeout(merged["CACHE_DEFAULT_TIMEOUT"], "CACHE_DEFAULT_TIMEOUT"),
+        key_prefix=_str(merged, "CACHE_KEY_PREFIX"),
+        threshold=_non_negative_int(merged, "CACHE_THRESHOLD"),
+        cache_dir=_optional_str(merged, "CACHE_DIR"),
+        options=_mapping(merged, "CACHE_OPTIONS"),
+        args=_sequence(merged, "CACHE_ARGS"),
+        hash_method=_hash(merged, "CACHE_HASH_METHOD"),
+        file_hash_method=_hash(merged, "CACHE_FILE_HASH_METHOD"),
+        source_check=_bool(merged, "CACHE_SOURCE_CHECK"),
+        enable_signals=_bool(merged, "CACHE_ENABLE_SIGNALS"),
+        serializer=merged["CACHE_SERIALIZER"],
+        ignore_errors=_bool(merged, "CACHE_IGNORE_ERRORS"),
+        no_null_warning=_bool(merged, "CACHE_NO_NULL_WARNING"),
+        fail_open=_bool(merged, "CACHE_FAIL_OPEN"),
+        signing_key=_signing_key(merged),
+        view_statuses=_statuses(merged.get("CACHE_VIEW_STATUSES")),
+        raw=dict(merged),
+    )
+
+
+def normalize_timeout(timeout: object, name: str = "timeout") -> float:
+    """Seconds from a number, a numeric string or a ``timedelta`` (rounded up, like
+    Flask-Caching); ``0`` means never expire."""
+    if isinstance(timeout, str):
+        try:
+            timeout = float(timeout)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a number of seconds: {timeout!r}") from None
+    if isinstance(timeout, dt.timedelta):
+        timeout = math.ceil(timeout.total_seconds())
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise ConfigurationError(f"{name} must be a number of seconds, not {timeout!r}")
+    if not timeout >= 0 or math.isinf(timeout):
+        raise ConfigurationError(f"{name} must be >= 0 seconds (0 = never expire): {timeout!r}")
+    return timeout
+
+
+def _statuses(value: object) -> frozenset[int]:
+    if value is None:
+        return SUCCESS_STATUSES
+    if not isinstance(value, Iterable) or isinstance(value, (str, bytes)):
+        raise ConfigurationError(f"CACHE_VIEW_STATUSES must be a list of ints, not {value!r}")
+    statuses = frozenset(value)
+    if not all(isinstance(s, int) and 100 <= s <= 599 for s in statuses):
+        raise ConfigurationError(f"CACHE_VIEW_STATUSES holds non-HTTP statuses: {value!r}")
+    return statuses
+
+
+def _warn_unknown(merged: Mapping[str, Any]) -> None:
+    for key in merged:
+        if key.startswith("CACHE_") and key not in DEFAULTS:
+            close = difflib.get_close_matches(key, DEFAULTS, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            warnings.warn(f"unknown setting {key} is ignored{hint}", ConfigWarning, stacklevel=4)
+
+
+def _str(merged: Mapping[str, Any], key: str) -> str:
+    value = merged[key]
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{key} must be a string, not {value!r}")
+    return value
+
+
+def _optional_str(merged: Mapping[str, Any], key: str) -> str | None:
+    return None if merged[key] is None else _str(merged, key)
+
+
+def _bool(merged: Mapping[str, Any], key: str) -> bool:
+    value = merged[key]
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{key} must be True or False, not {value!r}")
+    return value
+
+
+def _non_negative_int(merged: Mapping[str, Any], key: str) -> int:
+    value = merged[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"{key} must be a non-negative integer, not {value!r}")
+    return value
+
+
+def _mapping(merged: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = merged[key]
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{key} must be a dict, not {type(value).__name__}")
+    return dict(value)
+
+
+def _sequence(merged: Mapping[str, Any], key: str) -> tuple[Any, ...]:
+    value = merged[key]
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)):
+        raise ConfigurationError(f"{key} must be a list, not {type(value).__name__}")
+    return tuple(value)
+
+
+def _hash(merged: Mapping[str, Any], key: str) -> Callable[..., Any]:
+    value = merged[key]
+    if isinstance(value, str):
+        try:
+            value = getattr(hashlib, value)
+        except AttributeError:
+            raise ConfigurationError(f"{key}: hashlib has no {value!r}") from None
+    if not callable(value):
+        raise ConfigurationError(f"{key} must be a hash constructor such as hashlib.sha256")
+    return value  # type: ignore[no-any-return]
+
+
+def _signing_key(merged: Mapping[str, Any]) -> str | bytes | None:
+    value = merged["CACHE_SIGNING_KEY"]
+    if value is not None and not isinstance(value, (str, bytes)):
+        raise ConfigurationError("CACHE_SIGNING_KEY must be str or bytes")
+    return value

@@ -1,0 +1,202 @@
+"""The ``Cache`` extension object: Flask-Caching's API on Flask-Stash's engine."""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
+
+from flask import Flask, current_app, has_app_context
+
+from flask_stash import config as config_module
+from flask_stash import factory
+from flask_stash.core.stats import Stats
+from flask_stash.core.store import Store, Timeout
+from flask_stash.state import AppState
+
+P = ParamSpec("P")
+R = TypeVar("R")
+EXTENSION_KEY = "flask-stash"
+
+
+class Cache:
+    """Caching for one or more Flask apps.
+
+    ``Cache(app)`` or ``cache = Cache(); cache.init_app(app)``, exactly as with
+    Flask-Caching. Configuration comes from the app's ``CACHE_*`` keys, then ``config``
+    given here, then ``config`` given to :meth:`init_app`; it is read and validated once
+    per app. State lives in ``app.extensions``, so one ``Cache`` can serve several apps.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        with_jinja2_ext: bool = True,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        config_module.merge({}, config, None)  # type-checks ``config`` now
+        self.with_jinja2_ext = with_jinja2_ext
+        self.config = config
+        self._apps: list[weakref.ref[Flask]] = []
+        #: The state of the only app this cache serves, if it serves exactly one: the hot
+        #: paths then skip the application-context lookup.
+        self.only_state: AppState | None = None
+        if app is not None:
+            self.init_app(app, config)
+
+    def init_app(self, app: Flask, config: Mapping[str, Any] | None = None) -> None:
+        """Configure caching for ``app``. Bad configuration raises ``ConfigurationError``."""
+        merged = config_module.merge(app.config, self.config, config)
+        settings = config_module.read(merged)
+        _warn_like_flask_caching(settings)
+        built = factory.build(app, settings)
+        app.extensions.setdefault("cache", {})[self] = built.backend_object
+        app.extensions.setdefault(EXTENSION_KEY, {})[self] = AppState(
+            settings, built.store, built.backend_object
+        )
+        if self.with_jinja2_ext:
+            from flask_stash.jinja import install
+
+            install(app, self)
+        self._apps = [ref for ref in self._apps if ref() is not None and ref() is not app]
+        self._apps.append(weakref.ref(app))
+        self.only_state = self.state(app) if len(self._apps) == 1 else None
+
+    # -- per-app state ----------------------------------------------------------------
+
+    def state(self, app: Flask | None = None) -> AppState:
+        """This cache's state for ``app`` (default: the current app).
+
+        Outside an app context, the app is implied when this cache serves exactly one.
+        """
+        app = app or self._current_app()
+        try:
+            state: AppState = app.extensions[EXTENSION_KEY][self]
+        except KeyError:
+            raise RuntimeError(
+                f"this Cache was not initialized for app {app.name!r}: call cache.init_app(app)"
+            ) from None
+        return state
+
+    def _current_app(self) -> Flask:
+        if has_app_context():
+            return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
+        live = [app for ref in self._apps if (app := ref()) is not None]
+        if len(live) == 1:
+            return live[0]
+        raise RuntimeError(
+            "working outside of an application context, and this Cache serves "
+            f"{len(live)} apps: push an app context (with app.app_context(): ...)"
+        )
+
+    @property
+    def cache(self) -> Any:
+        """The backend object of the current app (Flask-Caching's ``cache.cache``)."""
+        return self.state().backend_object
+
+    @property
+    def store(self) -> Store:
+        """The engine's store for the current app (``MISS``-aware API, statistics)."""
+        return self.state().store
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Counters of the current app's cache: ``{event: {scope: count}}``."""
+        return self.state().store.stats.snapshot()
+
+    @property
+    def statistics(self) -> Stats:
+        return self.state().store.stats
+
+    # -- the direct API (Flask-Caching's names and return values) ----------------------
+
+    def get(self, key: str) -> Any:
+        return self.cache.get(key)
+
+    def has(self, key: str) -> bool:
+        return bool(self.cache.has(key))
+
+    def set(self, key: str, value: Any, timeout: Timeout = None) -> bool:
+        return bool(self.cache.set(key, value, timeout=timeout))
+
+    def add(self, key: str, value: Any, timeout: Timeout = None) -> bool:
+        return bool(self.cache.add(key, value, timeout=timeout))
+
+    def delete(self, key: str) -> bool:
+        return bool(self.cache.delete(key))
+
+    def delete_many(self, *keys: str) -> list[str]:
+        return list(self.cache.delete_many(*keys))
+
+    def get_many(self, *keys: str) -> list[Any]:
+        return list(self.cache.get_many(*keys))
+
+    def set_many(self, mapping: Mapping[str, Any], timeout: Timeout = None) -> list[Any]:
+        return list(self.cache.set_many(mapping, timeout=timeout))
+
+    def get_dict(self, *keys: str) -> dict[str, Any]:
+        return dict(self.cache.get_dict(*keys))
+
+    def clear(self) -> bool:
+        return bool(self.cache.clear())
+
+    def unlink(self, *keys: str) -> list[str]:
+        """Delete ``keys`` without blocking the server where it can (Redis ``UNLINK``)."""
+        unlink = getattr(self.cache, "unlink", None)
+        return list(unlink(*keys)) if callable(unlink) else self.delete_many(*keys)
+
+    def inc(self, key: str, delta: int = 1) -> int | None:
+        result: int | None = self.cache.inc(key, delta=delta)
+        return result
+
+    def dec(self, key: str, delta: int = 1) -> int | None:
+        result: int | None = self.cache.dec(key, delta=delta)
+        return result
+
+    # -- decorators (see views.py and memo.py) -----------------------------------------
+
+    def memoize(self, *args: Any, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Cache a function per argument set; see :func:`flask_stash.memo.memoize`."""
+        from flask_stash.memo import memoize
+
+        return memoize(self, *args, **kwargs)
+
+    def delete_memoized(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Forget a memoized function's entries: all, one instance's, or one call's."""
+        from flask_stash.memo import delete_memoized
+
+        delete_memoized(self, f, *args, **kwargs)
+
+    def delete_memoized_verhash(self, f: Callable[..., Any], *args: Any) -> None:
+        """Forget every entry of a memoized function by replacing its version stamp."""
+        from flask_stash.memo import delete_memoized_verhash
+
+        delete_memoized_verhash(self, f, *args)
+
+    def cached(self, *args: Any, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Cache a view (keyed on the request path) or a function; see :mod:`flask_stash.views`."""
+        from flask_stash.views import cached
+
+        return cached(self, *args, **kwargs)
+
+    def delete_cached(
+        self,
+        f: Callable[..., Any],
+        path: str | None = None,
+        query_args: Any = None,
+        **kwargs: Any,
+    ) -> bool:
+        """Delete the entry a ``@cached`` function stored for ``path`` (and query args)."""
+        make_key = getattr(f, "make_cache_key", None)
+        if not callable(make_key) or not hasattr(f, "__stash_cached__"):
+            raise ValueError(f"{f!r} is not decorated with @cache.cached")
+        return self.delete(make_key(path=path, query_args=query_args, **kwargs))
+
+
+def _warn_like_flask_caching(settings: config_module.CacheConfig) -> None:
+    if settings.type in ("NullCache", "null") and not settings.no_null_warning:
+        warnings.warn(
+            "Flask-Stash: CACHE_TYPE is set to NullCache, caching is effectively disabled.",
+            config_module.ConfigWarning,
+            stacklevel=3,
+        )

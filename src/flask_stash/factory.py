@@ -1,0 +1,220 @@
+"""Turning ``CACHE_TYPE`` / ``CACHE_URL`` into a configured backend for one app.
+
+Accepted: Flask-Caching's class names (``"SimpleCache"``) and old aliases (``"simple"``),
+``flask_caching.backends.*`` paths, ``cachelib.*`` classes, a dotted path to a backend
+class or a Flask-Caching style factory, a class or factory object, and URLs
+(``memory://``, ``file:///path``, ``null://``, ``redis://``...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from flask_stash import backends as compat
+from flask_stash.backends.base import BaseCache
+from flask_stash.backends.cachelib import CachelibBackend
+from flask_stash.config import CacheConfig
+from flask_stash.core.api import Backend
+from flask_stash.core.errors import ConfigurationError
+from flask_stash.core.serializers import JsonSerializer, PickleSerializer, Serializer
+from flask_stash.core.store import Store
+
+Factory = Callable[[Any, Mapping[str, Any], list[Any], dict[str, Any]], Any]
+
+_CLASS_NAMES = {
+    name: getattr(compat, name)
+    for name in compat.__all__
+    if name not in ("BaseCache", "CachelibBackend")
+}
+_ALIASES = {
+    "simple": "SimpleCache",
+    "filesystem": "FileSystemCache",
+    "null": "NullCache",
+    "redis": "RedisCache",
+    "redissentinel": "RedisSentinelCache",
+    "rediscluster": "RedisClusterCache",
+    "memcached": "MemcachedCache",
+    "gaememcached": "MemcachedCache",
+    "saslmemcached": "SASLMemcachedCache",
+    "spreadsaslmemcached": "SpreadSASLMemcachedCache",
+}
+_SCHEMES = {
+    "memory": "SimpleCache",
+    "simple": "SimpleCache",
+    "file": "FileSystemCache",
+    "null": "NullCache",
+    "redis": "RedisCache",
+    "rediss": "RedisCache",
+    "valkey": "RedisCache",
+    "redis+sentinel": "RedisSentinelCache",
+    "redis+cluster": "RedisClusterCache",
+    "memcached": "MemcachedCache",
+}
+
+
+@dataclass(frozen=True)
+class BuiltCache:
+    """What ``init_app`` keeps: the engine's store and the object ``cache.cache`` returns."""
+
+    store: Store
+    backend_object: Any
+
+
+def build(app: Any, config: CacheConfig) -> BuiltCache:
+    """Create the configured backend; every configuration problem raises here."""
+    factory, url_kwargs = _resolve(config)
+    args = list(config.args)
+    kwargs: dict[str, Any] = {
+        "default_timeout": config.default_timeout,
+        "ignore_delete_many_errors": config.ignore_errors,
+        **url_kwargs,
+        **config.options,
+    }
+    try:
+        made = factory(app, config.raw, args, kwargs)
+    except TypeError as exc:
+        raise ConfigurationError(f"cannot build the cache backend {config.type!r}: {exc}") from exc
+    store = Store(
+        _engine_backend(made),
+        serializer=serializer_for(config, app),
+        key_prefix=config.key_prefix,
+        default_timeout=config.default_timeout,
+        fail_open=config.fail_open,
+        hash_method=config.hash_method,
+    )
+    if isinstance(made, BaseCache) and not type(made).overrides_value_api():
+        made.store = store
+    return BuiltCache(store, made)
+
+
+def serializer_for(config: CacheConfig, app: Any) -> Serializer:
+    """``CACHE_SERIALIZER``: ``None``/``"pickle"`` (signed when a key is known), ``"json"``,
+    or an object with ``dumps``/``loads``."""
+    choice = config.serializer
+    if choice is None or choice == "pickle":
+        key = config.signing_key or getattr(app, "secret_key", None)
+        return PickleSerializer(signing_key=key) if key else PickleSerializer()
+    if choice == "json":
+        return JsonSerializer()
+    if isinstance(choice, type):
+        choice = choice()
+    if callable(getattr(choice, "dumps", None)) and callable(getattr(choice, "loads", None)):
+        return _ForeignSerializer(choice)
+    raise ConfigurationError(
+        f"CACHE_SERIALIZER must be 'pickle', 'json' or a serializer object, not {choice!r}"
+    )
+
+
+class _ForeignSerializer:
+    """A user serializer, behind our format marker so foreign blobs read as misses."""
+
+    mark = b"fs1u"
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = type(inner).__name__
+
+    def dumps(self, obj: object) -> bytes:
+        data = self.inner.dumps(obj)
+        return self.mark + (data.encode() if isinstance(data, str) else bytes(data))
+
+    def loads(self, data: bytes) -> object:
+        from flask_stash.core.errors import UndecodableEntry
+
+        if data[:4] != self.mark:
+            raise UndecodableEntry("written by another serializer")
+        try:
+            return self.inner.loads(data[4:])
+        except Exception as exc:  # a user serializer may fail in any way on garbage
+            raise UndecodableEntry(f"{self.name} could not load the entry: {exc!r}") from exc
+
+
+def _engine_backend(made: Any) -> Backend:
+    if isinstance(made, BaseCache) and not type(made).overrides_value_api():
+        return made.store.backend
+    if isinstance(made, Backend) and not isinstance(made, BaseCache):
+        return made
+    return CachelibBackend(made)  # a cachelib cache, or a subclass with its own get/set
+
+
+def _resolve(config: CacheConfig) -> tuple[Factory, dict[str, Any]]:
+    kind = config.type
+    if kind is None or kind == "":
+        if config.url:
+            return _from_url(config.url)
+        return compat.SimpleCache.factory, {}
+    if isinstance(kind, str):
+        if "://" in kind:
+            return _from_url(kind)
+        return _from_name(kind), {}
+    return _from_object(kind, repr(kind)), {}
+
+
+def _from_name(name: str) -> Factory:
+    name = _ALIASES.get(name, name)
+    if name in _CLASS_NAMES:
+        return _CLASS_NAMES[name].factory  # type: ignore[no-any-return]
+    if name == "uwsgi" or name.endswith("UWSGICache"):
+        raise ConfigurationError("the uWSGI cache backend is not supported; use SimpleCache")
+    if "." not in name:
+        known = ", ".join(sorted(_CLASS_NAMES) + sorted(_ALIASES))
+        raise ConfigurationError(f"unknown CACHE_TYPE {name!r}; known names: {known}")
+    if name.startswith("flask_caching.") and name.rsplit(".", 1)[1] in _CLASS_NAMES:
+        return _CLASS_NAMES[name.rsplit(".", 1)[1]].factory  # type: ignore[no-any-return]
+    return _from_object(_import(name), name)
+
+
+def _from_object(target: Any, label: str) -> Factory:
+    if isinstance(target, type) and issubclass(target, BaseCache):
+        return target.factory
+    if isinstance(target, type) and target.__module__.split(".")[0] == "cachelib":
+        return lambda app, config, args, kwargs: target(*args, **kwargs)
+    if isinstance(target, type):
+        return _backend_class_factory(target)
+    if hasattr(target, "factory"):
+        return target.factory  # type: ignore[no-any-return]
+    if callable(target):
+        return target  # type: ignore[no-any-return]
+    raise ConfigurationError(f"CACHE_TYPE {label} is neither a backend class nor a factory")
+
+
+def _backend_class_factory(cls: type[Any]) -> Factory:
+    def factory(
+        app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        kwargs = dict(kwargs)
+        kwargs.pop("ignore_delete_many_errors", None)
+        try:
+            return cls(*args, **kwargs)
+        except TypeError:
+            kwargs.pop("default_timeout", None)  # engine backends need not take it
+            return cls(*args, **kwargs)
+
+    return factory
+
+
+def _from_url(url: str) -> tuple[Factory, dict[str, Any]]:
+    parts = urlsplit(url)
+    name = _SCHEMES.get(parts.scheme)
+    if name is None:
+        known = ", ".join(f"{scheme}://" for scheme in sorted(_SCHEMES))
+        raise ConfigurationError(f"unknown cache URL scheme in {url!r}; known: {known}")
+    kwargs: dict[str, Any] = {}
+    if name == "FileSystemCache":
+        path = unquote(parts.netloc + parts.path)
+        if not path:
+            raise ConfigurationError(f"a file:// cache URL needs a directory: {url!r}")
+        kwargs["cache_dir"] = path
+    return _CLASS_NAMES[name].factory, kwargs
+
+
+def _import(path: str) -> Any:
+    from werkzeug.utils import ImportStringError, import_string
+
+    try:
+        return import_string(path)
+    except ImportStringError as exc:
+        raise ConfigurationError(f"cannot import CACHE_TYPE {path!r}: {exc.exception}") from exc

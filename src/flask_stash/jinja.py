@@ -1,0 +1,76 @@
+"""The ``{% cache %}`` Jinja tag and ``make_template_fragment_key`` (Flask-Caching's syntax).
+
+::
+
+    {% cache 300, "sidebar", user.id %} ... {% endcache %}
+    {% cache None, "key" %} ... {% endcache %}      {# default timeout #}
+    {% cache 'del', "sidebar", user.id %} ... {% endcache %}   {# drop, then render #}
+
+Without a name, the template's file name and the tag's line number name the fragment.
+The rendered fragment is cached through the same get-or-compute path as everything else,
+so a backend failure renders the fragment instead of failing the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
+from jinja2 import nodes
+from jinja2.ext import Extension
+from jinja2.parser import Parser
+
+from flask_stash.config import normalize_timeout
+from flask_stash.core.engine import get_or_compute
+
+if TYPE_CHECKING:
+    from flask_stash.extension import Cache
+
+#: Attribute of the Jinja environment holding the ``Cache`` (Flask-Caching's name).
+JINJA_CACHE_ATTR_NAME = "_template_fragment_cache"
+TEMPLATE_FRAGMENT_KEY_TEMPLATE = "_template_fragment_cache_%s%s"
+
+
+def make_template_fragment_key(fragment_name: str, vary_on: Sequence[Any] | None = None) -> str:
+    """The cache key of a ``{% cache %}`` fragment, to read or delete it from Python."""
+    if vary_on:
+        fragment_name = f"{fragment_name}_"
+    return TEMPLATE_FRAGMENT_KEY_TEMPLATE % (fragment_name, "_".join(map(str, vary_on or ())))
+
+
+class CacheExtension(Extension):
+    """Adds ``{% cache timeout[, name[, vary_on...]] %}...{% endcache %}``."""
+
+    tags = {"cache"}  # noqa: RUF012 - Jinja's API is a plain class attribute
+
+    def parse(self, parser: Parser) -> nodes.Node:
+        lineno = next(parser.stream).lineno
+        args: list[nodes.Expr] = [parser.parse_expression()]
+        if parser.stream.skip_if("comma"):
+            args.append(parser.parse_expression())
+        else:
+            args.append(nodes.Const(f"{parser.filename}{lineno}"))
+        vary_on: list[nodes.Expr] = []
+        while parser.stream.skip_if("comma"):
+            vary_on.append(parser.parse_expression())
+        args.append(nodes.List(vary_on))
+        body = parser.parse_statements(("name:endcache",), drop_needle=True)
+        return nodes.CallBlock(self.call_method("_cache", args), [], [], body).set_lineno(lineno)
+
+    def _cache(
+        self, timeout: Any, fragment_name: str, vary_on: list[Any], caller: Callable[[], str]
+    ) -> str:
+        cache: Cache = getattr(self.environment, JINJA_CACHE_ATTR_NAME)
+        key = make_template_fragment_key(fragment_name, vary_on=vary_on)
+        if timeout == "del":
+            cache.delete(key)
+            return caller()
+        seconds = None if timeout is None else normalize_timeout(timeout, "cache tag timeout")
+        return get_or_compute(cache.store, key, caller, seconds)
+
+
+def install(app: Flask, cache: Cache) -> None:
+    """Register the tag on ``app``'s Jinja environment (done by ``init_app``)."""
+    setattr(app.jinja_env, JINJA_CACHE_ATTR_NAME, cache)
+    app.jinja_env.add_extension(CacheExtension)

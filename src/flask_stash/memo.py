@@ -1,0 +1,213 @@
+"""``@cache.memoize`` and ``delete_memoized``: Flask-Caching's semantics on the engine.
+
+Differences from Flask-Caching, on purpose: a hit costs one backend read (entry and
+version stamps fetched together), ``None`` results are not stored unless
+``cache_none=True`` (Flask-Caching stores them and then treats them as misses), a backend
+failure runs the function instead of failing the call, and ``async def`` functions stay
+awaitable.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+
+from flask_stash.calls import condition, join_generator, source_hash, staleness
+from flask_stash.config import normalize_timeout
+from flask_stash.core.engine import Lookup, find, save
+from flask_stash.core.keys import qualified_name
+from flask_stash.core.memoize import MemoizedFunction
+from flask_stash.signals import cache_memoize_hit, cache_memoize_miss
+from flask_stash.state import AppState
+
+if TYPE_CHECKING:
+    from flask_stash.extension import Cache
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Memo:
+    """One ``@cache.memoize(...)`` application: options plus a helper per app."""
+
+    def __init__(self, cache: Cache, fn: Callable[..., Any], options: dict[str, Any]) -> None:
+        self.cache = cache
+        self.fn = fn
+        self.timeout = options["timeout"]
+        self.make_name = options["make_name"]
+        self.unless = condition(options["unless"], with_function=True)
+        self.forced_update = condition(options["forced_update"])
+        self.is_stale = staleness(options["is_stale"])
+        self.response_filter = options["response_filter"]
+        self.hash_method = options["hash_method"]
+        self.cache_none = options["cache_none"]
+        self.source_check = options["source_check"]
+        self.args_to_ignore: Sequence[str] = options["args_to_ignore"] or ()
+        self.wrapper: Any = None
+
+    def helper(self, state: AppState) -> MemoizedFunction:
+        spec: MemoizedFunction | None = state.helpers.get(self)
+        if spec is None:
+            spec = state.helpers.setdefault(self, self._build(state))
+        return spec
+
+    def _build(self, state: AppState) -> MemoizedFunction:
+        hash_method = self.hash_method or state.config.hash_method
+        name = qualified_name(self.fn)
+        check = state.config.source_check if self.source_check is None else self.source_check
+        if check:
+            name += ":" + source_hash(self.fn, hash_method)[:16]
+        if callable(self.make_name):
+            name = self.make_name(name)
+        ignore = [a for a in self.args_to_ignore if a in inspect.signature(self.fn).parameters]
+        return MemoizedFunction(
+            state.store, self.fn, self.timeout, name, ignore, hash_method=hash_method
+        )
+
+    def lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """``(entry or None, where, version)``; ``where`` is ``None`` when not caching."""
+        state = self.cache.only_state or self.cache.state()
+        if self.unless is not None and self.unless(self.fn, *args, **kwargs):
+            return None, None, None
+        spec = state.helpers.get(self) or self.helper(state)
+        store = state.store
+        try:
+            key = spec.key(args, kwargs)
+            vkeys = spec.version_keys(args) if spec.per_instance else spec.function_stamp
+        except Exception as exc:  # a key that cannot be built must not lose the call
+            store.policy.handle(exc, "memoize key")
+            return None, None, None
+        entry = version = None
+        if self.forced_update is None or not self.forced_update(self.fn, *args, **kwargs):
+            entry, version = find(store, key, vkeys, spec.name)
+            if entry is not None and self.is_stale and self.is_stale(entry.value, *args, **kwargs):
+                entry = None
+        if state.config.enable_signals:
+            signal = cache_memoize_miss if entry is None else cache_memoize_hit
+            signal.send(cache=self.cache, cache_key=key, f=self.fn, args=args, kwargs=kwargs)
+        return entry, (key, vkeys, spec.name), version
+
+    def keep(self, where: tuple[Any, ...] | None, value: Any, version: bytes | None) -> Any:
+        """Store a computed ``value`` if the options allow; returns it."""
+        value = join_generator(value)
+        if where is None or (value is None and not self.cache_none):
+            return value
+        if self.response_filter is None or self.response_filter(value):
+            state = self.cache.only_state or self.cache.state()
+            save(state.store, Lookup(*where), value, self.wrapper.cache_timeout, version)
+        return value
+
+
+def memoize(
+    cache: Cache,
+    timeout: Any = None,
+    make_name: Callable[[str], str] | None = None,
+    unless: Callable[..., Any] | None = None,
+    forced_update: Callable[..., Any] | None = None,
+    is_stale: Callable[..., Any] | None = None,
+    response_filter: Callable[[Any], Any] | None = None,
+    hash_method: Callable[..., Any] | None = None,
+    cache_none: bool = False,
+    source_check: bool | None = None,
+    args_to_ignore: Sequence[str] | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Cache a function's result per argument set (Flask-Caching's ``memoize``).
+
+    The wrapper keeps the signature and has ``uncached``, ``cache_timeout`` (read at each
+    store, so it can be changed), ``make_cache_key(f, *args, **kwargs)`` and
+    ``delete_memoized()``.
+    """
+    options = dict(locals())
+    del options["cache"]
+    if timeout is not None:
+        options["timeout"] = normalize_timeout(timeout)
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        if isinstance(fn, (classmethod, staticmethod)):
+            return type(fn)(decorate(fn.__func__))
+        if not callable(fn) or isinstance(fn, type):
+            raise TypeError(f"memoize decorates functions and methods, not {fn!r}")
+        memo = Memo(cache, fn, options)
+        wrapper = _async_wrapper(memo) if inspect.iscoroutinefunction(fn) else _wrapper(memo)
+        functools.update_wrapper(wrapper, fn)
+        memo.wrapper = wrapper
+        wrapper.__stash_memo__ = memo  # type: ignore[attr-defined]
+        wrapper.uncached = fn  # type: ignore[attr-defined]
+        wrapper.cache_timeout = options["timeout"]  # type: ignore[attr-defined]
+        wrapper.make_cache_key = _key_maker(memo)  # type: ignore[attr-defined]
+        wrapper.delete_memoized = lambda: delete_memoized(cache, wrapper)  # type: ignore[attr-defined]
+        return cast(Callable[P, R], wrapper)
+
+    return decorate
+
+
+def _wrapper(memo: Memo) -> Callable[..., Any]:
+    fn, lookup, keep = memo.fn, memo.lookup, memo.keep
+
+    def memoized(*args: Any, **kwargs: Any) -> Any:
+        entry, where, version = lookup(args, kwargs)
+        if entry is not None:
+            return entry.value
+        return keep(where, fn(*args, **kwargs), version)
+
+    return memoized
+
+
+def _async_wrapper(memo: Memo) -> Callable[..., Any]:
+    fn, lookup, keep = memo.fn, memo.lookup, memo.keep
+
+    async def memoized(*args: Any, **kwargs: Any) -> Any:
+        entry, where, version = lookup(args, kwargs)
+        if entry is not None:
+            return entry.value
+        return keep(where, await fn(*args, **kwargs), version)
+
+    return memoized
+
+
+def _key_maker(memo: Memo) -> Callable[..., str]:
+    def make_cache_key(f: Any, *args: Any, **kwargs: Any) -> str:
+        """The key of one call, as ``cache.get``/``cache.delete`` take it."""
+        return memo.helper(memo.cache.state()).user_key(args, kwargs)
+
+    return make_cache_key
+
+
+def _memo_of(cache: Cache, f: Any) -> Memo:
+    if not callable(f):
+        raise TypeError(
+            "Deleting messages by relative name is not supported, please use a function reference."
+        )
+    memo = getattr(getattr(f, "__func__", f), "__stash_memo__", None)
+    if not isinstance(memo, Memo):
+        raise ValueError(f"{f!r} is not memoized: decorate it with @cache.memoize() first")
+    if memo.cache is not cache:
+        raise ValueError(f"{f!r} is memoized by another Cache object")
+    return memo
+
+
+def delete_memoized(cache: Cache, f: Any, *args: Any, **kwargs: Any) -> None:
+    """Forget entries of memoized ``f``.
+
+    No arguments: every entry (through a bound method: every entry of that instance).
+    With arguments: the entry of that one call; a bound method supplies its instance.
+    """
+    memo = _memo_of(cache, f)
+    spec = memo.helper(cache.state())
+    bound = getattr(f, "__self__", None)
+    if not (args or kwargs):
+        if bound is not None and not isinstance(bound, type) and spec.per_instance:
+            spec.invalidate_instance(bound)
+        else:
+            spec.invalidate_all()
+        return
+    if bound is not None and (not args or args[0] is not bound):
+        args = (bound, *args)
+    spec.invalidate(*args, **kwargs)
+
+
+def delete_memoized_verhash(cache: Cache, f: Any, *args: Any) -> None:
+    """Replace the version stamp of memoized ``f``: every entry becomes unreachable."""
+    _memo_of(cache, f).helper(cache.state()).invalidate_all()

@@ -1,0 +1,22 @@
+"""Flask-Caching's signals, sent only when ``CACHE_ENABLE_SIGNALS`` is on.
+
+Payloads match Flask-Caching: views send ``cache``, ``cache_key``, ``args``, ``kwargs``;
+memoized functions also send ``f``.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+#: Sent when a ``@cached`` view (or function) is answered from the cache.
+cache_view_hit = _signals.signal("flask-stash.view-hit")
+#: Sent when a ``@cached`` view (or function) had to run.
+cache_view_miss = _signals.signal("flask-stash.view-miss")
+#: Sent when a ``@memoize``'d function is answered from the cache.
+cache_memoize_hit = _signals.signal("flask-stash.memoize-hit")
+#: Sent when a ``@memoize``'d function had to run.
+cache_memoize_miss = _signals.signal("flask-stash.memoize-miss")
+
+__all__ = ["cache_memoize_hit", "cache_memoize_miss", "cache_view_hit", "cache_view_miss"]

@@ -1,0 +1,261 @@
+"""``@cache.cached``: whole views keyed on the request path, or any function on a key.
+
+For a view (the function the request was routed to), the *finished* response is stored:
+status, headers and body, after Flask's ``make_response``. Only statuses in
+``CACHE_VIEW_STATUSES`` (default: 2xx) are stored; an ``abort()`` is served, and stored
+only when its status is listed (negative caching), then raised again on each hit so error
+handlers still run. Other functions store their return value, as Flask-Caching does.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+
+from flask import Response, after_this_request, current_app, has_request_context, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from flask_stash import responses
+from flask_stash.calls import condition, join_generator, source_hash, staleness
+from flask_stash.config import normalize_timeout
+from flask_stash.core.engine import Lookup, find, save
+from flask_stash.signals import cache_view_hit, cache_view_miss
+from flask_stash.state import AppState
+
+if TYPE_CHECKING:
+    from flask_stash.extension import Cache
+
+P = ParamSpec("P")
+R = TypeVar("R")
+HIT_HEADER = "hit_cache"
+
+
+class CachedView:
+    """One ``@cache.cached(...)`` application: its options and key building."""
+
+    def __init__(self, cache: Cache, fn: Callable[..., Any], options: dict[str, Any]) -> None:
+        self.cache = cache
+        self.fn = fn
+        self.key_prefix = options["key_prefix"]
+        self.unless = condition(options["unless"], with_function=True)
+        self.forced_update = condition(options["forced_update"])
+        self.is_stale = staleness(options["is_stale"])
+        self.response_filter = options["response_filter"]
+        self.query_string = options["query_string"]
+        self.hash_method = options["hash_method"]
+        self.cache_none = options["cache_none"]
+        self.custom_key = options["make_cache_key"]
+        self.source_check = options["source_check"]
+        self.hit_indication = options["response_hit_indication"]
+        self.statuses: Collection[int] | None = options["statuses"]
+        self.wrapper: Any = None
+
+    # -- keys ---------------------------------------------------------------------------
+
+    def make_key(
+        self,
+        *args: Any,
+        path: str | None = None,
+        query_args: Any = None,
+        use_request: bool = False,
+        **kwargs: Any,
+    ) -> str:
+        """The cache key, from the current request or from ``path``/``query_args``/view args."""
+        if self.custom_key is not None and not use_request:
+            return str(self.custom_key(*args, **kwargs))
+        state = self.cache.state()
+        base = self._prefix(path, use_request, kwargs)
+        if self.query_string:
+            pairs = request.args.items(multi=True) if query_args is None else _pairs(query_args)
+            base += self._hash(state, str(tuple(sorted(pairs))))
+        if self._source_check(state):
+            base += source_hash(self.fn, self.hash_method or state.config.hash_method)
+        return base
+
+    def _prefix(self, path: str | None, use_request: bool, view_args: dict[str, Any]) -> str:
+        prefix = self.key_prefix
+        if callable(prefix):
+            return str(prefix())
+        if "%s" not in prefix:
+            return str(prefix)
+        if path is None:
+            path = request.path if use_request else url_for(self.fn.__name__, **view_args)
+        return str(prefix % path)
+
+    def _hash(self, state: AppState, text: str) -> str:
+        method = self.hash_method or state.config.hash_method
+        return str(method(text.encode()).hexdigest())
+
+    def _source_check(self, state: AppState) -> bool:
+        return bool(state.config.source_check if self.source_check is None else self.source_check)
+
+    def _key_for_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        if self.custom_key is not None:
+            return str(self.custom_key(*args, **kwargs))
+        return self.make_key(use_request=True)
+
+    # -- the call -----------------------------------------------------------------------
+
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        state = self.cache.only_state or self.cache.state()
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        if self.unless is not None and self.unless(self.fn, *args, **kwargs):
+            return app.ensure_sync(self.fn)(*args, **kwargs)
+        try:
+            key = self._key_for_call(args, kwargs)
+            where = Lookup(state.store.backend_key(key), (), key)
+        except Exception as exc:  # a broken key function must not lose the request
+            state.store.policy.handle(exc, "cached key")
+            return app.ensure_sync(self.fn)(*args, **kwargs)
+        entry = None
+        if self.forced_update is None or not self.forced_update(self.fn, *args, **kwargs):
+            entry, _ = find(state.store, *where)
+            if entry is not None and self.is_stale and self.is_stale(entry.value, *args, **kwargs):
+                entry = None
+        if state.config.enable_signals:
+            signal = cache_view_miss if entry is None else cache_view_hit
+            signal.send(cache=self.cache, cache_key=key, args=args, kwargs=kwargs)
+        if entry is not None:
+            return self._replay(app, entry.value)
+        return self._compute(app, state, where, args, kwargs)
+
+    def _replay(self, app: Any, value: Any) -> Any:
+        if not responses.is_frozen(value):
+            self._indicate_hit(None)
+            return value
+        response = responses.thaw(app, value)
+        self._indicate_hit(response)
+        return response
+
+    def _indicate_hit(self, response: Response | None) -> None:
+        if not self.hit_indication:
+            return
+        if response is not None:
+            response.headers[HIT_HEADER] = "True"
+            return
+
+        @after_this_request
+        def mark(response: Response) -> Response:
+            response.headers[HIT_HEADER] = "True"
+            return response
+
+    def _compute(
+        self,
+        app: Any,
+        state: AppState,
+        where: Lookup,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        try:
+            value = join_generator(app.ensure_sync(self.fn)(*args, **kwargs))
+        except HTTPException as error:
+            self._keep_abort(state, where, error)
+            raise
+        if self._is_view():
+            return self._keep_response(app, state, where, value)
+        if (value is not None or self.cache_none) and self._accepts(value):
+            save(state.store, where, value, self.wrapper.cache_timeout, None)
+        return value
+
+    def _keep_abort(self, state: AppState, where: Lookup, error: HTTPException) -> None:
+        if error.code in self._statuses(state) and self._accepts(error.get_response()):
+            save(
+                state.store, where, responses.freeze_abort(error), self.wrapper.cache_timeout, None
+            )
+
+    def _keep_response(self, app: Any, state: AppState, where: Lookup, value: Any) -> Response:
+        accepted = self._accepts(value)
+        response: Response = app.make_response(value)
+        if not accepted or response.status_code not in self._statuses(state):
+            return response
+        if response.direct_passthrough:  # files are served from disk, not copied in
+            return response
+        timeout = self.wrapper.cache_timeout
+        if isinstance(value, responses.CachedResponse) and value.timeout is not None:
+            timeout = value.timeout
+        save(state.store, where, responses.freeze(response), timeout, None)
+        return response
+
+    def _accepts(self, value: Any) -> bool:
+        return self.response_filter is None or bool(self.response_filter(value))
+
+    def _statuses(self, state: AppState) -> Collection[int]:
+        return self.statuses if self.statuses is not None else state.config.view_statuses
+
+    def _is_view(self) -> bool:
+        """Whether this function is the view the current request was routed to."""
+        if not has_request_context() or request.url_rule is None:
+            return False
+        view = current_app.view_functions.get(request.url_rule.endpoint)
+        for _ in range(32):  # follow decorators that kept __wrapped__
+            if view is None or view is self.wrapper:
+                return view is self.wrapper
+            view = getattr(view, "__wrapped__", None)
+        return False
+
+
+def cached(
+    cache: Cache,
+    timeout: Any = None,
+    key_prefix: str | Callable[[], str] = "view/%s",
+    unless: Callable[..., Any] | None = None,
+    forced_update: Callable[..., Any] | None = None,
+    is_stale: Callable[..., Any] | None = None,
+    response_filter: Callable[[Any], Any] | None = None,
+    query_string: bool = False,
+    hash_method: Callable[..., Any] | None = None,
+    cache_none: bool = False,
+    make_cache_key: Callable[..., str] | None = None,
+    source_check: bool | None = None,
+    response_hit_indication: bool | None = False,
+    statuses: Iterable[int] | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Cache a view's response (or a function's result) under a request-path key.
+
+    Flask-Caching's parameters keep their meaning. ``statuses`` (ours) lists the response
+    statuses worth storing for this view, e.g. ``range(200, 300)`` plus ``404`` for
+    negative caching; the default is ``CACHE_VIEW_STATUSES`` (2xx).
+    """
+    options = dict(locals())
+    del options["cache"]
+    if timeout is not None:
+        options["timeout"] = normalize_timeout(timeout)
+    if statuses is not None:
+        options["statuses"] = frozenset(statuses)
+    if not (isinstance(key_prefix, str) or callable(key_prefix)):
+        raise TypeError(f"key_prefix must be a string or a callable, not {key_prefix!r}")
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        if not callable(fn) or isinstance(fn, type):
+            raise TypeError(f"cached decorates view functions and functions, not {fn!r}")
+        view = CachedView(cache, fn, options)
+
+        @functools.wraps(fn)
+        def decorated(*args: Any, **kwargs: Any) -> Any:
+            return view(args, kwargs)
+
+        view.wrapper = decorated
+        decorated.__stash_cached__ = view  # type: ignore[attr-defined]
+        decorated.uncached = fn  # type: ignore[attr-defined]
+        decorated.cache_timeout = options["timeout"]  # type: ignore[attr-defined]
+        decorated.make_cache_key = view.make_key  # type: ignore[attr-defined]
+        return cast(Callable[P, R], decorated)
+
+    return decorate
+
+
+def _pairs(query_args: Any) -> Iterable[tuple[str, str]]:
+    """Query arguments given as a query string, a mapping or ``(key, value)`` pairs."""
+    if isinstance(query_args, (str, bytes)):
+        from urllib.parse import parse_qsl
+
+        text = query_args.decode() if isinstance(query_args, bytes) else query_args
+        return parse_qsl(text.lstrip("?"), keep_blank_values=True)
+    if isinstance(query_args, Mapping):
+        if hasattr(query_args, "getlist"):  # a MultiDict keeps repeated arguments
+            return list(query_args.items(multi=True))  # type: ignore[call-arg]
+        items = query_args.items()
+        return [(k, v) for k, val in items for v in (val if isinstance(val, list) else [val])]
+    return [tuple(pair) for pair in query_args]

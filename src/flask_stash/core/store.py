@@ -44,7 +44,7 @@ class Store:
         serializer: Serializer | None = None,
         key_prefix: str = "",
         default_timeout: float = 300,
-        clock: Clock = time.time,
+        clock: Clock | None = None,
         stats: Stats | None = None,
         fail_open: bool = True,
         hash_method: HashMethod = hashlib.sha256,
@@ -53,7 +53,8 @@ class Store:
         self.serializer = serializer or PickleSerializer()
         self.key_prefix = key_prefix
         self.default_timeout = _checked_timeout(default_timeout)
-        self.clock = clock
+        # Entries and the backend must agree on the time: default to the backend's clock.
+        self.clock: Clock = clock or getattr(backend, "clock", None) or time.time
         self.stats = stats or Stats()
         self.policy = ErrorPolicy(self.stats, fail_open=fail_open)
         self.hash_method = hash_method

@@ -50,7 +50,7 @@ class MemoryBackend(BaseBackend):
             raise ConfigurationError("max_bytes must be positive (or None for no limit)")
         self.max_bytes = max_bytes
         self.default_timeout = default_timeout
-        self._clock = clock
+        self.clock = clock
         self._lock = threading.Lock()
         # key -> (value, expires_at or None, accounted size); order = recency of use.
         self._data: OrderedDict[str, tuple[bytes, float | None, int]] = OrderedDict()
@@ -65,14 +65,14 @@ class MemoryBackend(BaseBackend):
 
     def get(self, key: str) -> bytes | Miss:
         with self._lock:
-            return self._lookup(key, self._clock())
+            return self._lookup(key, self.clock())
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | Miss]:
         # Inlined lookup: this is the read of every memoize hit (entry + version stamp).
         out: list[bytes | Miss] = []
         data = self._data
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             for key in keys:
                 item = data.get(key)
                 if item is None:
@@ -99,7 +99,7 @@ class MemoryBackend(BaseBackend):
     def add(self, key: str, value: bytes, ttl: TTL) -> bool:
         expires = self._expiry(ttl)
         with self._lock:
-            if self._lookup(key, self._clock()) is not MISS:
+            if self._lookup(key, self.clock()) is not MISS:
                 return False
             self._store(key, value, expires)
             return True
@@ -127,7 +127,7 @@ class MemoryBackend(BaseBackend):
         An existing counter keeps its expiry; a new one gets ``ttl``.
         """
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             current = self._lookup(key, now)
             if current is MISS:
                 result, expires = delta, self._expiry(ttl)
@@ -138,7 +138,7 @@ class MemoryBackend(BaseBackend):
 
     def scan(self, prefix: str) -> Iterator[str]:
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             live = [k for k, (_, exp, _) in self._data.items() if exp is None or exp > now]
         return (k for k in live if k.startswith(prefix))
 
@@ -183,7 +183,7 @@ class MemoryBackend(BaseBackend):
         return True
 
     def _expiry(self, ttl: TTL) -> float | None:
-        return None if check_ttl(ttl) is None else self._clock() + ttl  # type: ignore[operator]
+        return None if check_ttl(ttl) is None else self.clock() + ttl  # type: ignore[operator]
 
 
 def _non_negative_int(name: str, value: object) -> int:

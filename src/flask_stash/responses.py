@@ -33,7 +33,8 @@ def freeze(response: Response) -> tuple[Any, ...]:
     body = response.get_data()
     if response.is_streamed:
         response.set_data(body)  # the stream is consumed: serve the buffered copy
-    headers = [(name, value) for name, value in response.headers.items()]
+    # Tuples all the way down: an immutable entry is decoded once, then shared (see Store).
+    headers = tuple(response.headers.items())
     return (_RESPONSE, response.status_code, headers, body)
 
 
@@ -50,4 +51,4 @@ def thaw(app: Flask, value: tuple[Any, ...]) -> Response:
     if value[0] == _ABORT:
         abort(value[1], value[2])
     _, status, headers, body = value
-    return app.response_class(body, status=status, headers=headers)
+    return app.response_class(body, status=status, headers=list(headers))

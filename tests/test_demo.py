@@ -17,7 +17,8 @@ DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo_app.py"
 
 def load_demo() -> Any:
     spec = importlib.util.spec_from_file_location("demo_app", DEMO)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["demo_app"] = module
     spec.loader.exec_module(module)

@@ -19,6 +19,10 @@ _LAZY = {
     "ConfigurationError": "flask_stash.core.errors",
     "BackendError": "flask_stash.core.errors",
     "MISS": "flask_stash.core.api",
+    "cache_view_hit": "flask_stash.signals",
+    "cache_view_miss": "flask_stash.signals",
+    "cache_memoize_hit": "flask_stash.signals",
+    "cache_memoize_miss": "flask_stash.signals",
 }
 
 if TYPE_CHECKING:
@@ -27,6 +31,12 @@ if TYPE_CHECKING:
     from flask_stash.extension import Cache
     from flask_stash.jinja import make_template_fragment_key
     from flask_stash.responses import CachedResponse
+    from flask_stash.signals import (
+        cache_memoize_hit,
+        cache_memoize_miss,
+        cache_view_hit,
+        cache_view_miss,
+    )
 
 __all__ = [
     "MISS",
@@ -34,6 +44,10 @@ __all__ = [
     "Cache",
     "CachedResponse",
     "ConfigurationError",
+    "cache_memoize_hit",
+    "cache_memoize_miss",
+    "cache_view_hit",
+    "cache_view_miss",
     "make_template_fragment_key",
 ]
 

@@ -91,6 +91,14 @@ class Cache:
         )
 
     @property
+    def app(self) -> Flask:
+        """The current app, or the only app this cache serves (Flask-Caching's ``cache.app``).
+
+        Read-only: nothing is stored on the ``Cache`` object itself.
+        """
+        return self._current_app()
+
+    @property
     def cache(self) -> Any:
         """The backend object of the current app (Flask-Caching's ``cache.cache``)."""
         return self.state().backend_object

@@ -87,7 +87,28 @@ def build(app: Any, config: CacheConfig) -> BuiltCache:
     )
     if isinstance(made, BaseCache) and not type(made).overrides_value_api():
         made.store = store
-    return BuiltCache(store, made)
+        return BuiltCache(store, made)
+    # Anything else (a cachelib cache, a custom Flask-Caching backend, an engine backend)
+    # is reached through the store too, so the direct API, the decorators and the Jinja
+    # tag agree on keys and formats.
+    return BuiltCache(store, ForeignCache(made, store, config))
+
+
+class ForeignCache(BaseCache):
+    """Flask-Caching's backend API over a store whose backend is a foreign object.
+
+    Attributes this class does not define are looked up on the wrapped object, so
+    backend-specific methods (``cache.cache.some_method()``) keep working.
+    """
+
+    def __init__(self, wrapped: Any, store: Store, config: CacheConfig) -> None:
+        super().__init__(config.default_timeout, config.ignore_errors, store=store)
+        self.wrapped = wrapped
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "wrapped":  # not set yet: avoid recursing during construction
+            raise AttributeError(name)
+        return getattr(self.wrapped, name)
 
 
 def serializer_for(config: CacheConfig, app: Any) -> Serializer:
@@ -168,14 +189,12 @@ def _from_name(name: str) -> Factory:
 
 
 def _from_object(target: Any, label: str) -> Factory:
-    if isinstance(target, type) and issubclass(target, BaseCache):
-        return target.factory
     if isinstance(target, type) and target.__module__.split(".")[0] == "cachelib":
         return lambda app, config, args, kwargs: target(*args, **kwargs)
+    if callable(getattr(target, "factory", None)):  # ours, or Flask-Caching's BaseCache
+        return target.factory  # type: ignore[no-any-return]
     if isinstance(target, type):
         return _backend_class_factory(target)
-    if hasattr(target, "factory"):
-        return target.factory  # type: ignore[no-any-return]
     if callable(target):
         return target  # type: ignore[no-any-return]
     raise ConfigurationError(f"CACHE_TYPE {label} is neither a backend class nor a factory")

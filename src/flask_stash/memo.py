@@ -48,22 +48,39 @@ class Memo:
         self.wrapper: Any = None
 
     def helper(self, state: AppState) -> MemoizedFunction:
-        spec: MemoizedFunction | None = state.helpers.get(self)
+        """This function's engine helper for ``state``'s store.
+
+        With ``make_name``, the name is computed on every call, as Flask-Caching does (it
+        may depend on the request, a tenant...), and each name gets its own helper.
+        """
+        if self.make_name is None:
+            spec: MemoizedFunction | None = state.helpers.get(self)
+            if spec is None:
+                spec = state.helpers.setdefault(self, self._build(state, self._base_name(state)))
+            return spec
+        name = str(self.make_name(self._base_name(state)))
+        spec = state.helpers.get((self, name))
         if spec is None:
-            spec = state.helpers.setdefault(self, self._build(state))
+            spec = state.helpers.setdefault((self, name), self._build(state, name))
         return spec
 
-    def _build(self, state: AppState) -> MemoizedFunction:
-        hash_method = self.hash_method or state.config.hash_method
-        name = qualified_name(self.fn)
-        check = state.config.source_check if self.source_check is None else self.source_check
-        if check:
-            name += ":" + source_hash(self.fn, hash_method)[:16]
-        if callable(self.make_name):
-            name = self.make_name(name)
+    def _base_name(self, state: AppState) -> str:
+        base: str | None = state.helpers.get((self, "base name"))
+        if base is None:
+            base = qualified_name(self.fn)
+            check = state.config.source_check if self.source_check is None else self.source_check
+            if check:
+                base += ":" + source_hash(self.fn, self._hash_method(state))[:16]
+            state.helpers[(self, "base name")] = base
+        return base
+
+    def _hash_method(self, state: AppState) -> Callable[..., Any]:
+        return self.hash_method or state.config.hash_method  # type: ignore[no-any-return]
+
+    def _build(self, state: AppState, name: str) -> MemoizedFunction:
         ignore = [a for a in self.args_to_ignore if a in inspect.signature(self.fn).parameters]
         return MemoizedFunction(
-            state.store, self.fn, self.timeout, name, ignore, hash_method=hash_method
+            state.store, self.fn, self.timeout, name, ignore, hash_method=self._hash_method(state)
         )
 
     def lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -71,7 +88,7 @@ class Memo:
         state = self.cache.only_state or self.cache.state()
         if self.unless is not None and self.unless(self.fn, *args, **kwargs):
             return None, None, None
-        spec = state.helpers.get(self) or self.helper(state)
+        spec = (self.make_name is None and state.helpers.get(self)) or self.helper(state)
         store = state.store
         try:
             key = spec.key(args, kwargs)
@@ -86,7 +103,8 @@ class Memo:
                 entry = None
         if state.config.enable_signals:
             signal = cache_memoize_miss if entry is None else cache_memoize_hit
-            signal.send(cache=self.cache, cache_key=key, f=self.fn, args=args, kwargs=kwargs)
+            user_key = spec.user_key(args, kwargs)  # the key cache.get() takes
+            signal.send(cache=self.cache, cache_key=user_key, f=self.fn, args=args, kwargs=kwargs)
         return entry, (key, vkeys, spec.name), version
 
     def keep(self, where: tuple[Any, ...] | None, value: Any, version: bytes | None) -> Any:

@@ -93,6 +93,9 @@ class CachedView:
     def _key_for_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         if self.custom_key is not None:
             return str(self.custom_key(*args, **kwargs))
+        maker = self.wrapper.make_cache_key
+        if maker != self.make_key:  # reassigned by the user, as Flask-Caching allows
+            return str(maker(*args, use_request=True, **kwargs))
         return self.make_key(use_request=True)
 
     # -- the call -----------------------------------------------------------------------
@@ -111,7 +114,11 @@ class CachedView:
         entry = None
         if self.forced_update is None or not self.forced_update(self.fn, *args, **kwargs):
             entry, _ = find(state.store, *where)
-            if entry is not None and self.is_stale and self.is_stale(entry.value, *args, **kwargs):
+            if (
+                entry is not None
+                and self.is_stale
+                and self._is_stale(app, entry.value, args, kwargs)
+            ):
                 entry = None
         if state.config.enable_signals:
             signal = cache_view_miss if entry is None else cache_view_hit
@@ -119,6 +126,12 @@ class CachedView:
         if entry is not None:
             return self._replay(app, entry.value)
         return self._compute(app, state, where, args, kwargs)
+
+    def _is_stale(
+        self, app: Any, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> bool:
+        shown = responses.thaw(app, value) if responses.is_frozen(value) else value
+        return bool(self.is_stale and self.is_stale(shown, *args, **kwargs))
 
     def _replay(self, app: Any, value: Any) -> Any:
         if not responses.is_frozen(value):

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 from flask_stash.core.api import MISS
 from flask_stash.core.entry import Entry
+from flask_stash.core.errors import SerializationError
 from flask_stash.core.stats import HIT, MISS_EVENT, SKIPPED
 from flask_stash.core.store import Store, Timeout
 
@@ -66,7 +67,13 @@ def save(
         version = store.current_version(where.version_keys, version)
         if version is None:  # a stamp could not be read or created: do not guess one
             return False
-    return store.write_stored(where.key, value, timeout, version=version)
+    try:
+        return store.write_stored(where.key, value, timeout, version=version)
+    except SerializationError as exc:
+        # The caller has its result; failing now would lose it. Count, log (or raise when
+        # not failing open) so the unstorable return type gets noticed.
+        store.policy.handle(exc, f"store {where.scope or where.key}")
+        return False
 
 
 def get_or_compute(

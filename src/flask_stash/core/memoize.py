@@ -41,7 +41,7 @@ class MemoizedFunction:
         self.function_stamp = (self.version_key,)
         # Methods also get a stamp per instance, so one object's entries can be dropped.
         params = list(self.call_key.signature.parameters)
-        self.per_instance = bool(params) and params[0] == "self"
+        self.per_instance = bool(params) and params[0] == "self" and "self" not in ignore
         self._hash = hash_method or store.hash_method
         # Digests have a fixed length, so whether keys need rehashing is known up front.
         probe = self._prefix + self._digest("")

@@ -299,12 +299,16 @@ class Store:
     def incr(self, key: str, delta: int = 1) -> int | None:
         """Add ``delta`` to an integer counter (absent: 0). ``None`` if the backend failed.
 
-        Atomic on backends with the increment capability; elsewhere a read-modify-write.
+        Atomic on backends with the increment capability, once the value is a counter;
+        an integer stored with :meth:`set` is converted on its first increment.
         """
         bkey = self.backend_key(key)
         try:
             if isinstance(self.backend, SupportsIncrement):
-                return self.backend.incr(bkey, delta, self.ttl_for(None))
+                try:
+                    return self.backend.incr(bkey, delta, self.ttl_for(None))
+                except TypeError:  # an entry, not a bare counter: convert it below
+                    pass
             # Read the backend directly: a failed read must not turn into a reset to delta.
             entry = self.decode(self.backend.get(bkey))
             current = 0 if entry is MISS or not entry.is_fresh(self.clock()) else entry.value

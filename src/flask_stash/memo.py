@@ -75,7 +75,7 @@ class Memo:
         return base
 
     def _hash_method(self, state: AppState) -> Callable[..., Any]:
-        return self.hash_method or state.config.hash_method  # type: ignore[no-any-return]
+        return self.hash_method or state.config.hash_method
 
     def _build(self, state: AppState, name: str) -> MemoizedFunction:
         ignore = [a for a in self.args_to_ignore if a in inspect.signature(self.fn).parameters]

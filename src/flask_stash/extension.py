@@ -5,18 +5,16 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from flask import Flask, current_app, has_app_context
 
 from flask_stash import config as config_module
-from flask_stash import factory
+from flask_stash import factory, memo, views
 from flask_stash.core.stats import Stats
 from flask_stash.core.store import Store, Timeout
 from flask_stash.state import AppState
 
-P = ParamSpec("P")
-R = TypeVar("R")
 EXTENSION_KEY = "flask-stash"
 
 
@@ -161,31 +159,12 @@ class Cache:
         result: int | None = self.cache.dec(key, delta=delta)
         return result
 
-    # -- decorators (see views.py and memo.py) -----------------------------------------
+    # -- decorators: defined in memo.py and views.py, bound here as methods ---------------
 
-    def memoize(self, *args: Any, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
-        """Cache a function per argument set; see :func:`flask_stash.memo.memoize`."""
-        from flask_stash.memo import memoize
-
-        return memoize(self, *args, **kwargs)
-
-    def delete_memoized(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Forget a memoized function's entries: all, one instance's, or one call's."""
-        from flask_stash.memo import delete_memoized
-
-        delete_memoized(self, f, *args, **kwargs)
-
-    def delete_memoized_verhash(self, f: Callable[..., Any], *args: Any) -> None:
-        """Forget every entry of a memoized function by replacing its version stamp."""
-        from flask_stash.memo import delete_memoized_verhash
-
-        delete_memoized_verhash(self, f, *args)
-
-    def cached(self, *args: Any, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
-        """Cache a view (keyed on the request path) or a function; see :mod:`flask_stash.views`."""
-        from flask_stash.views import cached
-
-        return cached(self, *args, **kwargs)
+    memoize = memo.memoize
+    delete_memoized = memo.delete_memoized
+    delete_memoized_verhash = memo.delete_memoized_verhash
+    cached = views.cached
 
     def delete_cached(
         self,

@@ -11,6 +11,9 @@ from flask_stash.core.engine import Lookup, find, save
 from flask_stash.core.keys import CallKey, HashMethod, encode, qualified_name
 from flask_stash.core.store import Store, Timeout
 
+#: Call texts whose keys each memoized function remembers (see ``MemoizedFunction.key``).
+RECENT_KEYS = 1024
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -47,6 +50,7 @@ class MemoizedFunction:
         probe = self._prefix + self._digest("")
         self._stored_prefix = store.key_prefix + self._prefix
         self._direct = store.backend_key(probe) == store.key_prefix + probe
+        self._recent_keys: dict[str, str] = {}
 
     def _digest(self, text: str) -> str:
         digest: str = self._hash(text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -59,10 +63,22 @@ class MemoizedFunction:
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         """The backend key of one call."""
         text = self.call_key.text(args, kwargs)
-        digest: str = self._hash(text.encode("utf-8", "surrogatepass")).hexdigest()
-        if self._direct:
-            return self._stored_prefix + digest
-        return self.store.backend_key(self._prefix + digest)
+        return self._recent_keys.get(text) or self._key_of(text)
+
+    def _key_of(self, text: str) -> str:
+        digest = self._digest(text)
+        key = (
+            self._stored_prefix + digest
+            if self._direct
+            else self.store.backend_key(self._prefix + digest)
+        )
+        # Hits repeat the same calls: remembering text -> key skips the hash (about a
+        # sixth of a hit). The canonical text is exact, so the memo can never conflate
+        # two calls; it is bounded by starting over when full.
+        if len(self._recent_keys) >= RECENT_KEYS:
+            self._recent_keys.clear()
+        self._recent_keys[text] = key
+        return key
 
     def version_keys(self, args: tuple[Any, ...]) -> tuple[str, ...]:
         """The stamps a call's entry depends on: the function's, and its instance's."""

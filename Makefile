@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck pytest bench clean
+.PHONY: test demo servers lint typecheck pytest bench clean
 
-test: $(STAMP) lint typecheck pytest
+test: $(STAMP) servers lint typecheck pytest
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
+
+# redis-server and memcached, which the server tests start on free loopback ports.
+servers:
+	bash scripts/install-servers.sh
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo_app.py

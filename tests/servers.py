@@ -1,0 +1,185 @@
+"""Real servers for tests: redis-server (single, cluster, sentinel) and memcached.
+
+Each server runs on a free loopback port in a temporary directory and is stopped by PID.
+A missing binary skips the test on a developer machine and fails it in CI (``CI=true``),
+where ``make test`` installs the Debian packages.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 15.0
+
+
+def require_binary(name: str) -> str:
+    """The binary's path; skip (locally) or fail (in CI) when it is not installed."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (Debian: apt-get install redis-server memcached)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is valid and free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((HOST, port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with {process.returncode}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"server on port {port} did not start within {timeout}s")
+
+
+@dataclass
+class Server:
+    """One running server process."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@contextmanager
+def running(args: Sequence[str], port: int, cwd: Path) -> Iterator[Server]:
+    log = (cwd / f"server-{port}.log").open("wb")
+    process = subprocess.Popen(list(args), cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    server = Server(port, process, list(args))
+    try:
+        wait_for_port(port, process)
+        yield server
+    finally:
+        server.stop()
+        log.close()
+
+
+def redis_args(port: int, *extra: str) -> list[str]:
+    binary = require_binary("redis-server")
+    return [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no", *extra]
+
+
+@contextmanager
+def redis_server(workdir: Path, *extra: str) -> Iterator[Server]:
+    port = free_port()
+    with running(redis_args(port, *extra), port, workdir) as server:
+        yield server
+
+
+def redis_cli(*args: str) -> str:
+    cli = require_binary("redis-cli")
+    done = subprocess.run([cli, *args], capture_output=True, text=True, timeout=30, check=True)
+    return done.stdout
+
+
+@contextmanager
+def redis_cluster(workdir: Path, masters: int = 3) -> Iterator[list[Server]]:
+    """``masters`` cluster nodes with all 16384 slots assigned, state ok."""
+    with ExitStack() as stack:
+        nodes = []
+        for _ in range(masters):
+            port = free_cluster_port()
+            conf = f"nodes-{port}.conf"
+            args = redis_args(port, "--cluster-enabled", "yes", "--cluster-config-file", conf)
+            nodes.append(stack.enter_context(running(args, port, workdir)))
+        redis_cli("--cluster", "create", *(n.address for n in nodes), "--cluster-yes")
+        _wait_cluster_ok(nodes)
+        yield nodes
+
+
+def _wait_cluster_ok(nodes: list[Server]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        states = [redis_cli("-p", str(n.port), "cluster", "info") for n in nodes]
+        if all("cluster_state:ok" in state for state in states):
+            return
+        time.sleep(0.1)
+    raise RuntimeError("redis cluster did not reach cluster_state:ok")
+
+
+@dataclass
+class SentinelSet:
+    master: Server
+    replica: Server
+    sentinel: Server
+    service: str = "mymaster"
+
+
+@contextmanager
+def redis_sentinel(workdir: Path, service: str = "mymaster") -> Iterator[SentinelSet]:
+    """A master, a replica of it and one sentinel watching the master (quorum 1)."""
+    with ExitStack() as stack:
+        master = stack.enter_context(redis_server(workdir))
+        replica = stack.enter_context(redis_server(workdir, "--replicaof", HOST, str(master.port)))
+        port = free_port()
+        conf = workdir / f"sentinel-{port}.conf"
+        conf.write_text(
+            f"port {port}\nbind {HOST}\n"
+            f"sentinel monitor {service} {HOST} {master.port} 1\n"
+            f"sentinel down-after-milliseconds {service} 1000\n"
+            f"sentinel failover-timeout {service} 3000\n"
+        )
+        binary = require_binary("redis-server")
+        sentinel = stack.enter_context(running([binary, str(conf), "--sentinel"], port, workdir))
+        yield SentinelSet(master, replica, sentinel, service)
+
+
+@contextmanager
+def memcached_nodes(workdir: Path, count: int = 2) -> Iterator[list[Server]]:
+    binary = require_binary("memcached")
+    with ExitStack() as stack:
+        nodes = []
+        for _ in range(count):
+            port = free_port()
+            args = [binary, "-l", HOST, "-p", str(port), "-U", "0", "-m", "64", "-u", "root"]
+            nodes.append(stack.enter_context(running(args, port, workdir)))
+        yield nodes

@@ -222,6 +222,8 @@ def _from_url(url: str) -> tuple[Factory, dict[str, Any]]:
         known = ", ".join(f"{scheme}://" for scheme in sorted(_SCHEMES))
         raise ConfigurationError(f"unknown cache URL scheme in {url!r}; known: {known}")
     kwargs: dict[str, Any] = {}
+    if name not in ("SimpleCache", "NullCache", "FileSystemCache"):
+        kwargs["url"] = url  # network backends parse their own URL (hosts, db, TLS, ...)
     if name == "FileSystemCache":
         path = unquote(parts.netloc + parts.path)
         if not path:

@@ -43,3 +43,10 @@ class UndecodableEntry(StashError):
 
     The engine treats it as a miss and counts it; it never reaches application code.
     """
+
+
+class EntryTooLarge(BackendError):
+    """The store refused a value above its size limit (memcached's item size, say).
+
+    Counted and logged like any backend error; the value is simply not cached.
+    """

@@ -33,6 +33,11 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_FAIL_OPEN": True,
     "CACHE_SIGNING_KEY": None,
     "CACHE_VIEW_STATUSES": None,
+    "CACHE_VIEW_HONOR_NO_CACHE": False,
+    "CACHE_VIEW_CACHE_CONTROL": False,
+    "CACHE_VIEW_X_CACHE": False,
+    "CACHE_VIEW_MAX_BUFFER": 1024 * 1024,
+    "CACHE_KEY_AUDIT": False,
     "CACHE_REDIS_HOST": "localhost",
     "CACHE_REDIS_PORT": 6379,
     "CACHE_REDIS_PASSWORD": None,
@@ -80,6 +85,11 @@ class CacheConfig:
     fail_open: bool
     signing_key: str | bytes | None
     view_statuses: frozenset[int]
+    view_honor_no_cache: bool
+    view_cache_control: bool
+    view_x_cache: bool
+    view_max_buffer: int
+    key_audit: bool
     raw: Mapping[str, Any] = field(repr=False)
 
 
@@ -120,6 +130,11 @@ def read(merged: Mapping[str, Any]) -> CacheConfig:
         fail_open=_bool(merged, "CACHE_FAIL_OPEN"),
         signing_key=_signing_key(merged),
         view_statuses=_statuses(merged.get("CACHE_VIEW_STATUSES")),
+        view_honor_no_cache=_bool(merged, "CACHE_VIEW_HONOR_NO_CACHE"),
+        view_cache_control=_bool(merged, "CACHE_VIEW_CACHE_CONTROL"),
+        view_x_cache=_bool(merged, "CACHE_VIEW_X_CACHE"),
+        view_max_buffer=_non_negative_int(merged, "CACHE_VIEW_MAX_BUFFER"),
+        key_audit=_bool(merged, "CACHE_KEY_AUDIT"),
         raw=dict(merged),
     )
 

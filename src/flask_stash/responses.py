@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from flask import Flask, Response
@@ -9,6 +10,7 @@ from werkzeug.exceptions import HTTPException, abort
 
 _RESPONSE = "flask-stash/response"
 _ABORT = "flask-stash/abort"
+_VARY = "flask-stash/vary"
 
 
 class CachedResponse(Response):
@@ -28,14 +30,45 @@ class CachedResponse(Response):
         self.timeout = None if timeout is None else normalize_timeout(timeout)
 
 
-def freeze(response: Response) -> tuple[Any, ...]:
+def buffered_body(response: Response, limit: int) -> bytes | None:
+    """The whole body, or ``None`` if it streams more than ``limit`` bytes.
+
+    A streamed body is read until the limit: below it, the response is switched to the
+    buffered copy; above it, the chunks read so far are put back in front of the rest of
+    the stream, so the client still gets everything, uncached.
+    """
+    if not response.is_streamed:
+        return response.get_data()
+    chunks: list[bytes] = []
+    size = 0
+    stream = iter(response.iter_encoded())
+    for chunk in stream:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            response.response = itertools.chain(chunks, stream)
+            return None
+    body = b"".join(chunks)
+    response.set_data(body)
+    return body
+
+
+def freeze(response: Response, body: bytes | None = None) -> tuple[Any, ...]:
     """A storable copy of a finished response: status, headers and the whole body."""
-    body = response.get_data()
-    if response.is_streamed:
-        response.set_data(body)  # the stream is consumed: serve the buffered copy
+    if body is None:
+        body = response.get_data()
     # Tuples all the way down: an immutable entry is decoded once, then shared (see Store).
     headers = tuple(response.headers.items())
     return (_RESPONSE, response.status_code, headers, body)
+
+
+def freeze_vary(names: tuple[str, ...]) -> tuple[Any, ...]:
+    """The marker stored under a view's base key when its responses vary on headers."""
+    return (_VARY, names, None)
+
+
+def vary_of(value: Any) -> tuple[str, ...] | None:
+    return value[1] if type(value) is tuple and value[:1] == (_VARY,) else None
 
 
 def freeze_abort(error: HTTPException) -> tuple[Any, ...]:
@@ -46,7 +79,7 @@ def is_frozen(value: Any) -> bool:
     return type(value) is tuple and len(value) >= 3 and value[0] in (_RESPONSE, _ABORT)
 
 
-def thaw(app: Flask, value: tuple[Any, ...]) -> Response:
+def thaw(app: Flask, value: Any) -> Response:
     """The response (or raised HTTP error) a frozen value stands for."""
     if value[0] == _ABORT:
         abort(value[1], value[2])

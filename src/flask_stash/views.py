@@ -1,8 +1,9 @@
 """``@cache.cached``: whole views keyed on the request path, or any function on a key.
 
-For a view (the function the request was routed to), the *finished* response is stored:
-status, headers and body, after Flask's ``make_response``. Only statuses in
-``CACHE_VIEW_STATUSES`` (default: 2xx) are stored; an ``abort()`` is served, and stored
+For the view a request was routed to, the HTTP-aware path of :mod:`flask_stash.viewpath`
+applies: the finished response is stored (status, headers, body), only for ``GET``/``HEAD``
+and cacheable responses, with ``ETag``/``304``, ``Age`` and ``Vary`` support. Only statuses
+in ``CACHE_VIEW_STATUSES`` (default: 2xx) are stored; an ``abort()`` is served, and stored
 only when its status is listed (negative caching), then raised again on each hit so error
 handlers still run. Other functions store their return value, as Flask-Caching does.
 """
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 from flask import Response, after_this_request, current_app, has_request_context, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from flask_stash import responses
+from flask_stash import http, responses, viewpath
+from flask_stash.audit import Auditor
 from flask_stash.calls import condition, join_generator, source_hash, staleness
 from flask_stash.config import normalize_timeout
 from flask_stash.core.engine import Lookup, find, save
@@ -32,7 +34,7 @@ HIT_HEADER = "hit_cache"
 
 
 class CachedView:
-    """One ``@cache.cached(...)`` application: its options and key building."""
+    """One ``@cache.cached(...)`` application: its options, keys and shared steps."""
 
     def __init__(self, cache: Cache, fn: Callable[..., Any], options: dict[str, Any]) -> None:
         self.cache = cache
@@ -43,13 +45,24 @@ class CachedView:
         self.is_stale = staleness(options["is_stale"])
         self.response_filter = options["response_filter"]
         self.query_string = options["query_string"]
+        self.query_allow = options["query_allow"]
+        self.query_deny = tuple(options["query_deny"] or ())
         self.hash_method = options["hash_method"]
         self.cache_none = options["cache_none"]
         self.custom_key = options["make_cache_key"]
         self.source_check = options["source_check"]
         self.hit_indication = options["response_hit_indication"]
         self.statuses: Collection[int] | None = options["statuses"]
+        self.http = viewpath.HttpOptions(
+            private=options["private"],
+            private_key=options["private_key"],
+            honor_no_cache=options["honor_no_cache"],
+            cache_control=options["cache_control"],
+            x_cache=options["x_cache"],
+        )
+        self.auditor = Auditor()
         self.wrapper: Any = None
+        self._is_view_of: dict[tuple[int, str], bool] = {}
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -68,7 +81,8 @@ class CachedView:
         base = self._prefix(path, use_request, kwargs)
         if self.query_string:
             pairs = request.args.items(multi=True) if query_args is None else _pairs(query_args)
-            base += self._hash(state, str(tuple(sorted(pairs))))
+            kept = http.query_pairs(pairs, self.query_allow, self.query_deny)
+            base += self._hash(state, str(tuple(kept)))
         if self._source_check(state):
             base += source_hash(self.fn, self.hash_method or state.config.hash_method)
         return base
@@ -107,41 +121,54 @@ class CachedView:
             return app.ensure_sync(self.fn)(*args, **kwargs)
         try:
             key = self._key_for_call(args, kwargs)
-            where = Lookup(state.store.backend_key(key), (), key)
         except Exception as exc:  # a broken key function must not lose the request
             state.store.policy.handle(exc, "cached key")
             return app.ensure_sync(self.fn)(*args, **kwargs)
+        if self._is_view(app):
+            return viewpath.serve(viewpath.Call(self, app, state, key, args, kwargs))
+        return self._function_call(app, state, key, args, kwargs)
+
+    def _function_call(
+        self, app: Any, state: AppState, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Flask-Caching's semantics for a function that is not the request's view."""
+        where = Lookup(state.store.backend_key(key), (), key)
         entry = None
-        if self.forced_update is None or not self.forced_update(self.fn, *args, **kwargs):
+        if not self.forced(args, kwargs):
             entry, _ = find(state.store, *where)
-            if (
-                entry is not None
-                and self.is_stale
-                and self._is_stale(app, entry.value, args, kwargs)
-            ):
+            if entry is not None and self.stale_for(app, entry.value, args, kwargs):
                 entry = None
         if state.config.enable_signals:
             signal = cache_view_miss if entry is None else cache_view_hit
             signal.send(cache=self.cache, cache_key=key, args=args, kwargs=kwargs)
         if entry is not None:
-            return self._replay(app, entry.value)
-        return self._compute(app, state, where, args, kwargs)
+            if responses.is_frozen(entry.value):
+                return responses.thaw(app, entry.value)  # a stored abort() is raised again
+            self.indicate_hit(None)
+            return entry.value
+        try:
+            value = join_generator(app.ensure_sync(self.fn)(*args, **kwargs))
+        except HTTPException as error:
+            self.keep_abort(state, where, error)
+            raise
+        if (value is not None or self.cache_none) and self.accepts(value):
+            save(state.store, where, value, self.wrapper.cache_timeout, None)
+        return value
 
-    def _is_stale(
+    # -- steps shared with viewpath ----------------------------------------------------
+
+    def forced(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        return self.forced_update is not None and self.forced_update(self.fn, *args, **kwargs)
+
+    def stale_for(
         self, app: Any, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> bool:
+        if self.is_stale is None or responses.vary_of(value) is not None:
+            return False
         shown = responses.thaw(app, value) if responses.is_frozen(value) else value
-        return bool(self.is_stale and self.is_stale(shown, *args, **kwargs))
+        return bool(self.is_stale(shown, *args, **kwargs))
 
-    def _replay(self, app: Any, value: Any) -> Any:
-        if not responses.is_frozen(value):
-            self._indicate_hit(None)
-            return value
-        response = responses.thaw(app, value)
-        self._indicate_hit(response)
-        return response
-
-    def _indicate_hit(self, response: Response | None) -> None:
+    def indicate_hit(self, response: Response | None) -> None:
         if not self.hit_indication:
             return
         if response is not None:
@@ -153,55 +180,34 @@ class CachedView:
             response.headers[HIT_HEADER] = "True"
             return response
 
-    def _compute(
-        self,
-        app: Any,
-        state: AppState,
-        where: Lookup,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        try:
-            value = join_generator(app.ensure_sync(self.fn)(*args, **kwargs))
-        except HTTPException as error:
-            self._keep_abort(state, where, error)
-            raise
-        if self._is_view():
-            return self._keep_response(app, state, where, value)
-        if (value is not None or self.cache_none) and self._accepts(value):
-            save(state.store, where, value, self.wrapper.cache_timeout, None)
-        return value
+    def keep_abort(self, state: AppState, where: Lookup, error: HTTPException) -> None:
+        if error.code in self.statuses_for(state) and self.accepts(error.get_response()):
+            frozen = responses.freeze_abort(error)
+            save(state.store, where, frozen, self.wrapper.cache_timeout, None)
 
-    def _keep_abort(self, state: AppState, where: Lookup, error: HTTPException) -> None:
-        if error.code in self._statuses(state) and self._accepts(error.get_response()):
-            save(
-                state.store, where, responses.freeze_abort(error), self.wrapper.cache_timeout, None
-            )
-
-    def _keep_response(self, app: Any, state: AppState, where: Lookup, value: Any) -> Response:
-        accepted = self._accepts(value)
-        response: Response = app.make_response(value)
-        if not accepted or response.status_code not in self._statuses(state):
-            return response
-        if response.direct_passthrough:  # files are served from disk, not copied in
-            return response
-        timeout = self.wrapper.cache_timeout
-        if isinstance(value, responses.CachedResponse) and value.timeout is not None:
-            timeout = value.timeout
-        save(state.store, where, responses.freeze(response), timeout, None)
-        return response
-
-    def _accepts(self, value: Any) -> bool:
+    def accepts(self, value: Any) -> bool:
         return self.response_filter is None or bool(self.response_filter(value))
 
-    def _statuses(self, state: AppState) -> Collection[int]:
+    def statuses_for(self, state: AppState) -> Collection[int]:
         return self.statuses if self.statuses is not None else state.config.view_statuses
 
-    def _is_view(self) -> bool:
+    def timeout_for(self, value: Any) -> Any:
+        if isinstance(value, responses.CachedResponse) and value.timeout is not None:
+            return value.timeout
+        return self.wrapper.cache_timeout
+
+    def _is_view(self, app: Any) -> bool:
         """Whether this function is the view the current request was routed to."""
         if not has_request_context() or request.url_rule is None:
             return False
-        view = current_app.view_functions.get(request.url_rule.endpoint)
+        endpoint = request.url_rule.endpoint
+        known = self._is_view_of.get((id(app), endpoint))
+        if known is None:
+            known = self._is_view_of[(id(app), endpoint)] = self._routes_here(app, endpoint)
+        return known
+
+    def _routes_here(self, app: Any, endpoint: str) -> bool:
+        view = app.view_functions.get(endpoint)
         for _ in range(32):  # follow decorators that kept __wrapped__
             if view is None or view is self.wrapper:
                 return view is self.wrapper
@@ -223,13 +229,26 @@ def cached(
     make_cache_key: Callable[..., str] | None = None,
     source_check: bool | None = None,
     response_hit_indication: bool | None = False,
+    *,
     statuses: Iterable[int] | None = None,
+    private: bool = False,
+    private_key: Callable[[], object] | None = None,
+    query_allow: Iterable[str] | None = None,
+    query_deny: Iterable[str] | None = None,
+    honor_no_cache: bool | None = None,
+    cache_control: bool | None = None,
+    x_cache: bool | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Cache a view's response (or a function's result) under a request-path key.
 
-    Flask-Caching's parameters keep their meaning. ``statuses`` (ours) lists the response
-    statuses worth storing for this view, e.g. ``range(200, 300)`` plus ``404`` for
-    negative caching; the default is ``CACHE_VIEW_STATUSES`` (2xx).
+    Flask-Caching's parameters keep their meaning. Ours (keyword-only; ``None`` means the
+    app's ``CACHE_VIEW_*`` setting): ``statuses`` to store (default 2xx; add 404 for
+    negative caching); ``private=True`` to store responses that read the session or say
+    ``Cache-Control: private``, keyed per user by ``private_key()`` (default: the session
+    cookie); ``query_allow``/``query_deny`` shell patterns for ``query_string`` keys
+    (``query_deny=["utm_*"]``); ``honor_no_cache`` to let ``Cache-Control: no-cache``
+    requests skip the cache; ``cache_control`` to add ``Cache-Control: public, max-age``;
+    ``x_cache`` to add ``X-Cache: HIT|MISS``. See ``docs/views.md``.
     """
     options = dict(locals())
     del options["cache"]
@@ -237,6 +256,8 @@ def cached(
         options["timeout"] = normalize_timeout(timeout)
     if statuses is not None:
         options["statuses"] = frozenset(statuses)
+    if query_allow is not None:
+        options["query_allow"] = tuple(query_allow)
     if not (isinstance(key_prefix, str) or callable(key_prefix)):
         raise TypeError(f"key_prefix must be a string or a callable, not {key_prefix!r}")
 

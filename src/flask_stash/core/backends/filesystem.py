@@ -101,9 +101,10 @@ class FileSystemBackend(BaseBackend):
         self._chmod = self._probe()
         self._bounded = bool(threshold) or max_bytes is not None
         self._stats_lock, self._sync_lock = threading.Lock(), threading.Lock()
-        self._count = self._bytes = self._last_stamp = self._removals = 0
-        # Only ever increase: what writers added while a sync was scanning.
-        self._grown_count = self._grown_bytes = 0
+        # An existence check and the rename or unlink that follows it must not interleave
+        # with another thread's on the same file, or the estimate would drift.
+        self._stripes = [threading.Lock() for _ in range(64)]
+        self._count = self._bytes = self._last_stamp = self._epoch = 0
         self._next_sync = -math.inf
 
     # -- the Backend protocol -------------------------------------------------------------
@@ -141,7 +142,7 @@ class FileSystemBackend(BaseBackend):
         finally:
             _discard(tmp)
         if stored:
-            self._account(1, len(data))
+            self._account(1, len(data), self._epoch)
         return stored
 
     def delete(self, key: str) -> bool:
@@ -154,11 +155,15 @@ class FileSystemBackend(BaseBackend):
 
     def clear(self) -> None:
         """Remove every entry and temp file; lock files and foreign files stay."""
-        with self._stats_lock:
-            self._count = self._bytes = 0
-        for item, shard in self._files():
-            if self._kind(item.name, shard) not in (None, "lock"):
-                _unlink(item.path)
+        with self._sync_lock:  # like a prune, so that racing removals are not subtracted
+            with self._stats_lock:
+                self._count = self._bytes = 0
+                self._epoch += 1
+            for item, shard in self._files():
+                if self._kind(item.name, shard) not in (None, "lock"):
+                    _unlink(item.path)
+            with self._stats_lock:
+                self._epoch += 1
 
     def scan(self, prefix: str) -> Iterator[str]:
         """Yield the live keys starting with ``prefix``, reading the files lazily."""
@@ -249,18 +254,19 @@ class FileSystemBackend(BaseBackend):
             # and drop the old value, which the caller meant to replace.
             self._drop(path)
             return
-        tmp, removals = self._write_temp(path, data), self._removals
+        tmp, epoch = self._write_temp(path, data), self._epoch
         try:
-            old = _size(path) if self._bounded else None
-            os.replace(tmp, path)
+            with self._stripe(path):
+                old = _size(path) if self._bounded else None
+                os.replace(tmp, path)
         except FileNotFoundError:
             return  # a concurrent clear() took our temp file: as if it ran just after
         except BaseException:
             _discard(tmp)
             raise
-        if removals != self._removals or self._sync_lock.locked():
-            old = None  # a removal may have raced our existence check: count a new file
-        self._account(int(old is None), len(data) - (old or 0))
+        if self._raced(epoch):
+            old = None  # a prune may have evicted the file we saw: count ours as new
+        self._account(int(old is None), len(data) - (old or 0), epoch)
 
     def _write_temp(self, path: str, data: bytes) -> str:
         folder = os.path.dirname(path)
@@ -287,32 +293,39 @@ class FileSystemBackend(BaseBackend):
 
     def _drop(self, path: str, seen: os.stat_result | None = None, *, count: bool = True) -> bool:
         """Unlink an entry, if it is still the file ``seen`` when one is given."""
-        with self._stats_lock:
-            self._removals += 1  # before unlinking, so that a racing _store notices
+        epoch = self._epoch
         try:
-            current = os.stat(path)
-            if seen is not None and (current.st_ino, current.st_dev) != (seen.st_ino, seen.st_dev):
-                return False  # replaced by a writer since we judged it
-            os.unlink(path)
+            with self._stripe(path):
+                current = os.stat(path)
+                if seen is not None and not os.path.samestat(current, seen):
+                    return False  # replaced by a writer since we judged it
+                os.unlink(path)
         except FileNotFoundError:
             return False
         if count:
-            self._account(-1, -current.st_size)
+            self._account(-1, -current.st_size, epoch)
         return True
 
     # -- bounds ---------------------------------------------------------------------------
 
-    def _account(self, added: int, delta: int) -> None:
+    def _account(self, added: int, delta: int, epoch: int) -> None:
+        """Apply a change made after reading ``epoch`` to the estimate; prune if due."""
         if not self._bounded:
             return
         with self._stats_lock:
+            if self._raced(epoch):
+                # A prune's scan may already reflect this removal: subtracting it again
+                # would under-count, so only growth is counted.
+                added, delta = max(0, added), max(0, delta)
             self._count += added
             self._bytes += delta
-            self._grown_count += max(0, added)
-            self._grown_bytes += max(0, delta)
             due = self._due()
         if due:
             self._sync()
+
+    def _raced(self, epoch: int) -> bool:
+        """Whether a prune or clear ran (or runs) since ``epoch`` was read."""
+        return epoch != self._epoch or self._sync_lock.locked()
 
     def _due(self) -> bool:
         return self._over(self._count, self._bytes) or time.monotonic() >= self._next_sync
@@ -330,16 +343,16 @@ class FileSystemBackend(BaseBackend):
                 if not self._due():  # another thread synced while we waited
                     return
                 self._next_sync = time.monotonic() + _SYNC_INTERVAL
-                self._removals += 1  # evictions below: see _store
-                grown_before = self._grown_count, self._grown_bytes
+                self._epoch += 1  # evictions follow: see _store
+                count_before, bytes_before = self._count, self._bytes
             count, size = self._evict(self._survey())
             with self._stats_lock:
-                self._removals += 1
-                # Writes during the scan may or may not have been seen: count them again,
-                # since over-estimating only brings the next sync forward. Removals during
-                # the scan are not subtracted, for the same reason.
-                self._count = count + self._grown_count - grown_before[0]
-                self._bytes = size + self._grown_bytes - grown_before[1]
+                self._epoch += 1
+                # Writes during the scan may or may not have been seen: count them again
+                # (removals were not subtracted, see _account). Over-estimating only brings
+                # the next sync forward; under-estimating would let the cache overflow.
+                self._count = count + self._count - count_before
+                self._bytes = size + self._bytes - bytes_before
 
     def _survey(self) -> list[tuple[int, int, str]]:
         """Live entries as (mtime, size, path), after removing dead entries and locks."""
@@ -394,6 +407,9 @@ class FileSystemBackend(BaseBackend):
             for sub in _shard_dirs(top.path):
                 for item in _list(sub.path):
                     yield item, top.name + sub.name
+
+    def _stripe(self, path: str) -> threading.Lock:
+        return self._stripes[hash(path) % len(self._stripes)]
 
     def _expiry(self, ttl: TTL) -> float:
         checked = check_ttl(ttl)

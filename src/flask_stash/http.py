@@ -1,0 +1,120 @@
+"""HTTP rules for cached views: what may be stored, how variants are keyed, and the
+caching headers of hits (``ETag``/``304``, ``Last-Modified``, ``Age``, ``X-Cache``).
+
+The rules follow Django's cache middleware and RFC 9111: only ``GET``/``HEAD`` are served
+from the cache (a ``HEAD`` reads the ``GET`` entry and never stores an empty body), and a
+response that sets a cookie, says ``private``/``no-store``, or was built while the session
+was read is never shared between users unless the view opts in with ``private=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
+from typing import Any
+
+from flask import Request, Response, session
+from flask.sessions import NullSession
+from werkzeug.http import http_date, parse_set_header
+
+CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
+X_CACHE = "X-Cache"
+
+
+def request_is_cacheable(request: Request, honor_no_cache: bool) -> bool:
+    """Whether this request may be answered from (and stored in) the cache."""
+    if request.method not in CACHEABLE_METHODS:
+        return False
+    return not (honor_no_cache and request.cache_control.no_cache)
+
+
+def session_touched() -> bool:
+    """Whether the view (or anything before it) read or wrote the Flask session.
+
+    Session implementations that cannot tell report ``accessed = True`` (Flask's
+    ``SessionMixin`` default), which is the safe answer.
+    """
+    current = session._get_current_object()  # type: ignore[attr-defined]
+    if isinstance(current, NullSession):  # no secret key: nothing can be in the session
+        return False
+    return bool(getattr(current, "accessed", True) or getattr(current, "modified", False))
+
+
+def refusal(response: Response, *, private: bool, touched_session: bool) -> str | None:
+    """Why ``response`` must not be stored, or ``None`` if it may be."""
+    if "Set-Cookie" in response.headers:
+        return "it sets a cookie"
+    control = response.cache_control
+    if control.no_store:
+        return "Cache-Control: no-store"
+    if control.private and not private:
+        return "Cache-Control: private"
+    if touched_session and not private:
+        return "it was built while the session was read (use private=True to cache per user)"
+    if "*" in vary_names(response):
+        return "Vary: *"
+    if response.direct_passthrough:
+        return "it streams a file"
+    return None
+
+
+def vary_names(response: Response) -> tuple[str, ...]:
+    """The request headers the response varies on, lower-cased and sorted."""
+    names = parse_set_header(response.headers.get("Vary", ""))
+    return tuple(sorted({name.strip().lower() for name in names if name.strip()}))
+
+
+def variant(request: Request, names: Iterable[str]) -> str:
+    """A digest of the request's values for ``names`` (the response's ``Vary`` headers)."""
+    values = "\n".join(f"{name}:{request.headers.get(name, '')}" for name in names)
+    return hashlib.sha256(values.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def query_pairs(
+    pairs: Iterable[tuple[str, str]], allow: Iterable[str] | None, deny: Iterable[str]
+) -> list[tuple[str, str]]:
+    """Query arguments kept in the key: allowed (if a list is given) and not denied.
+
+    Patterns are shell-style (``utm_*``), so tracking parameters cannot fragment the cache.
+    """
+    allow = list(allow) if allow is not None else None
+    deny = list(deny)
+    return sorted(
+        (k, v)
+        for k, v in pairs
+        if (allow is None or any(fnmatchcase(k, p) for p in allow))
+        and not any(fnmatchcase(k, p) for p in deny)
+    )
+
+
+def add_validators(response: Response, body: bytes, now: float) -> None:
+    """A strong ``ETag`` (from the body) and ``Last-Modified``, unless the view set them."""
+    if "ETag" not in response.headers:
+        response.set_etag(hashlib.sha256(body).hexdigest()[:40])
+    if "Last-Modified" not in response.headers:
+        response.headers["Last-Modified"] = http_date(now)
+
+
+def add_freshness(response: Response, remaining: float | None, stale: float) -> None:
+    """``Cache-Control: public, max-age=N`` from the entry's remaining time, if unset."""
+    if "Cache-Control" in response.headers or remaining is None:
+        return
+    value = f"public, max-age={int(remaining)}"
+    if stale > 0:
+        value += f", stale-while-revalidate={int(stale)}"
+    response.headers["Cache-Control"] = value
+
+
+def finish_hit(response: Response, request: Request, age: float, label: str | None) -> Response:
+    """``Age`` and ``X-Cache`` on a hit, then ``304 Not Modified`` if the client has it."""
+    response.headers["Age"] = str(int(age))
+    if label:
+        response.headers[X_CACHE] = label
+    response.make_conditional(request)  # in place: 304 and no body when the client has it
+    return response
+
+
+def mark(response: Any, label: str | None) -> None:
+    if label and isinstance(response, Response):
+        response.headers[X_CACHE] = label

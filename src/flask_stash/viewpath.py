@@ -1,0 +1,163 @@
+"""The HTTP-aware path of ``@cache.cached`` for the view a request was routed to.
+
+Lookup: one read of the view's key; if the stored value says the view varies on request
+headers, a second read of the variant for this request's header values (views without
+``Vary`` stay at one read). Store: the finished response with validators added, only if
+the HTTP rules in :mod:`flask_stash.http` allow it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from flask_stash import audit, http, responses
+from flask_stash.core.engine import Lookup, find, save
+from flask_stash.core.entry import Entry
+from flask_stash.signals import cache_view_hit, cache_view_miss
+from flask_stash.state import AppState
+
+if TYPE_CHECKING:
+    from flask_stash.views import CachedView
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """Per-view HTTP options; ``None`` means "use the app's ``CACHE_VIEW_*`` setting"."""
+
+    private: bool = False
+    private_key: Any = None
+    honor_no_cache: bool | None = None
+    cache_control: bool | None = None
+    x_cache: bool | None = None
+    max_buffer: int | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request to a cached view."""
+
+    view: CachedView
+    app: Flask
+    state: AppState
+    key: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+    def run(self) -> Any:
+        return self.app.ensure_sync(self.view.fn)(*self.args, **self.kwargs)
+
+    def setting(self, name: str) -> Any:
+        value = getattr(self.view.http, name)
+        return getattr(self.state.config, f"view_{name}") if value is None else value
+
+    def label(self, text: str) -> str | None:
+        return text if self.setting("x_cache") else None
+
+
+def serve(call: Call) -> Any:
+    """Answer the request from the cache, or run the view and maybe store its response."""
+    if not http.request_is_cacheable(request, call.setting("honor_no_cache")):
+        return call.run()
+    key = call.key + (_user_suffix(call) if call.view.http.private else "")
+    entry = None if call.view.forced(call.args, call.kwargs) else _lookup(call, key)
+    if call.state.config.enable_signals:
+        signal = cache_view_miss if entry is None else cache_view_hit
+        signal.send(cache=call.view.cache, cache_key=call.key, args=call.args, kwargs=call.kwargs)
+    if entry is not None:
+        return _hit(call, entry)
+    return _miss(call, key)
+
+
+def _lookup(call: Call, key: str) -> Entry | None:
+    store = call.state.store
+    entry, _ = find(store, store.backend_key(key), (), call.key)
+    names = None if entry is None else responses.vary_of(entry.value)
+    if names is not None:
+        entry, _ = find(store, store.backend_key(_variant_key(key, names)), (), call.key)
+    if entry is not None and call.view.stale_for(call.app, entry.value, call.args, call.kwargs):
+        return None
+    return entry
+
+
+def _variant_key(key: str, names: tuple[str, ...]) -> str:
+    return f"{key}:vary:{http.variant(request, names)}"
+
+
+def _user_suffix(call: Call) -> str:
+    """Who the response is for, when a view opts in to per-user caching."""
+    identify = call.view.http.private_key
+    if callable(identify):
+        who = str(identify())
+    else:
+        cookie = request.cookies.get(call.app.config.get("SESSION_COOKIE_NAME", "session"), "")
+        who = hashlib.sha256(cookie.encode()).hexdigest()[:32] if cookie else "anonymous"
+    return f":user:{who}"
+
+
+def _hit(call: Call, entry: Entry) -> Response:
+    response = responses.thaw(call.app, entry.value)  # raises a stored abort() again
+    now = call.state.store.clock()
+    if call.setting("cache_control"):
+        http.add_freshness(response, entry.remaining(now), 0)
+    call.view.indicate_hit(response)
+    return http.finish_hit(response, request, entry.age(now), call.label("HIT"))
+
+
+def _miss(call: Call, key: str) -> Any:
+    auditing = call.state.config.key_audit and call.app.debug
+    try:
+        if auditing:
+            with audit.recording(request) as reads:
+                value = call.run()
+        else:
+            value = call.run()
+    except HTTPException as error:
+        call.view.keep_abort(call.state, Lookup(call.state.store.backend_key(key)), error)
+        raise
+    response: Response = call.app.make_response(value)
+    touched = http.session_touched()
+    stored_names = _store(call, key, value, response, touched)
+    if auditing:
+        keyed = audit.Keyed(call.view.query_string, stored_names or (), call.view.http.private)
+        call.view.auditor.report(call.view.fn.__name__, audit.unkeyed(reads, keyed, touched))
+    http.mark(response, call.label("MISS"))
+    response.make_conditional(request)
+    return response
+
+
+def _store(
+    call: Call, key: str, value: Any, response: Response, touched: bool
+) -> tuple[str, ...] | None:
+    """Store ``response`` if allowed; returns the Vary names it was stored under."""
+    if not call.view.accepts(value) or response.status_code not in call.view.statuses_for(
+        call.state
+    ):
+        return None
+    if http.refusal(response, private=call.view.http.private, touched_session=touched):
+        return None
+    body = responses.buffered_body(response, call.setting("max_buffer"))
+    if body is None:
+        return None
+    store = call.state.store
+    http.add_validators(response, body, store.clock())
+    timeout = call.view.timeout_for(value)
+    if call.setting("cache_control"):
+        http.add_freshness(response, store.ttl_for(timeout), 0)
+    names = http.vary_names(response)
+    frozen = responses.freeze(response, body)
+    if names:
+        save(
+            store,
+            Lookup(store.backend_key(key), (), call.key),
+            responses.freeze_vary(names),
+            timeout,
+            None,
+        )
+        key = _variant_key(key, names)
+    save(store, Lookup(store.backend_key(key), (), call.key), frozen, timeout, None)
+    return names

@@ -72,10 +72,9 @@ class _RecordingMultiDict(ImmutableMultiDict[str, str]):
 class _RecordingHeaders(EnvironHeaders):
     seen: set[str]
 
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, str):
-            self.seen.add(key.lower())
-        return super().__getitem__(key)
+    def _get_key(self, key: str) -> str:  # every lookup by name goes through here
+        self.seen.add(key.lower())
+        return super()._get_key(key)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         self.seen.add(ALL)

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import Any
 
-from flask import Request, Response, session
+from flask import Request, Response
+from flask.globals import request_ctx
 from flask.sessions import NullSession
 from werkzeug.http import http_date, parse_set_header
 
@@ -35,8 +36,11 @@ def session_touched() -> bool:
     Session implementations that cannot tell report ``accessed = True`` (Flask's
     ``SessionMixin`` default), which is the safe answer.
     """
-    current = session._get_current_object()  # type: ignore[attr-defined]
-    if isinstance(current, NullSession):  # no secret key: nothing can be in the session
+    # Read the session off the request context without going through ``session``: since
+    # Flask 3.1.3 that very access marks the session as accessed.
+    context = vars(request_ctx._get_current_object())  # type: ignore[attr-defined]
+    current = context.get("_session", context.get("session"))
+    if current is None or isinstance(current, NullSession):  # no secret key: no session
         return False
     return bool(getattr(current, "accessed", True) or getattr(current, "modified", False))
 

@@ -1,0 +1,385 @@
+"""HTTP-aware view caching: what is stored, variants, validators and caching headers."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask, Response, abort, request, session, stream_with_context
+
+from flask_stash import Cache
+from flask_stash.audit import KeyAuditWarning
+from flask_stash.testing import FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def make(clock: FakeClock, **config: Any) -> tuple[Flask, Cache, list[str]]:
+    app = Flask(__name__)
+    app.secret_key = "test-secret-key-of-some-length"
+    cache = Cache(app, config={"CACHE_OPTIONS": {"clock": clock}, **config})
+    return app, cache, []
+
+
+def test_head_then_get_serves_the_get_body(clock: FakeClock) -> None:
+    app, cache, runs = make(clock)
+
+    @app.get("/page")
+    @cache.cached(timeout=60)
+    def page() -> str:
+        runs.append("run")
+        return "full body"
+
+    client = app.test_client()
+    head = client.head("/page")
+    assert head.status_code == 200
+    assert head.data == b""
+    assert head.headers["Content-Length"] == "9"
+    assert client.get("/page").data == b"full body"
+    assert runs == ["run"]
+
+
+def test_other_methods_are_never_cached(clock: FakeClock) -> None:
+    app, cache, runs = make(clock)
+
+    @app.route("/form", methods=["GET", "POST"])
+    @cache.cached(timeout=60)
+    def form() -> str:
+        runs.append(request.method)
+        return f"{request.method} #{len(runs)}"
+
+    client = app.test_client()
+    assert client.post("/form").text == "POST #1"
+    assert client.post("/form").text == "POST #2"
+    assert client.get("/form").text == "GET #3"
+    assert client.get("/form").text == "GET #3"
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [lambda: ("boom", 500), lambda: abort(404), lambda: ("gone", 410), lambda: abort(503)],
+)
+def test_error_responses_are_served_not_stored(clock: FakeClock, outcome: Any) -> None:
+    app, cache, runs = make(clock)
+
+    @app.get("/e")
+    @cache.cached(timeout=60)
+    def error_view() -> Any:
+        runs.append("run")
+        return outcome()
+
+    client = app.test_client()
+    first, second = client.get("/e"), client.get("/e")
+    assert first.status_code == second.status_code >= 400
+    assert runs == ["run", "run"]
+
+
+@pytest.mark.parametrize(
+    ("build", "reason"),
+    [
+        (lambda r: r.set_cookie("tracking", "abc"), "Set-Cookie"),
+        (lambda r: r.headers.__setitem__("Cache-Control", "private"), "private"),
+        (lambda r: r.headers.__setitem__("Cache-Control", "no-store"), "no-store"),
+        (lambda r: r.headers.__setitem__("Vary", "*"), "Vary: *"),
+    ],
+)
+def test_unshareable_responses_are_not_stored(clock: FakeClock, build: Any, reason: str) -> None:
+    app, cache, runs = make(clock)
+
+    @app.get("/r")
+    @cache.cached(timeout=60)
+    def view() -> Response:
+        runs.append("run")
+        response = Response(f"#{len(runs)}")
+        build(response)
+        return response
+
+    client = app.test_client()
+    assert client.get("/r").text == "#1"
+    assert client.get("/r").text == "#2", reason
+
+
+def test_a_response_built_from_the_session_is_not_stored(clock: FakeClock) -> None:
+    app, cache, runs = make(clock)
+
+    @app.get("/me")
+    @cache.cached(timeout=60)
+    def me() -> str:
+        runs.append("run")
+        return f"hello {session.get('user', 'anonymous')}"
+
+    client = app.test_client()
+    client.get("/me")
+    client.get("/me")
+    assert runs == ["run", "run"]
+
+
+def test_two_users_never_see_each_other_with_default_settings(clock: FakeClock) -> None:
+    app, cache, _ = make(clock)
+
+    @app.post("/login/<name>")
+    def login(name: str) -> str:
+        session["user"] = name
+        return "ok"
+
+    @app.get("/dashboard")
+    @cache.cached(timeout=600)
+    def dashboard() -> str:
+        return f"private data of {session.get('user')}"
+
+    alice, bob = app.test_client(), app.test_client()
+    alice.post("/login/alice")
+    bob.post("/login/bob")
+    for _ in range(3):
+        assert alice.get("/dashboard").text == "private data of alice"
+        assert bob.get("/dashboard").text == "private data of bob"
+
+
+def test_private_views_are_cached_per_user(clock: FakeClock) -> None:
+    app, cache, runs = make(clock)
+
+    @app.post("/login/<name>")
+    def login(name: str) -> str:
+        session["user"] = name
+        return "ok"
+
+    @app.get("/inbox")
+    @cache.cached(timeout=600, private=True, private_key=lambda: session.get("user"))
+    def inbox() -> str:
+        runs.append(session.get("user", ""))
+        return f"inbox of {session.get('user')}"
+
+    alice, bob = app.test_client(), app.test_client()
+    alice.post("/login/alice")
+    bob.post("/login/bob")
+    for _ in range(2):
+        assert alice.get("/inbox").text == "inbox of alice"
+        assert bob.get("/inbox").text == "inbox of bob"
+    assert sorted(runs) == ["alice", "bob"]
+
+
+def test_vary_keeps_variants_apart(clock: FakeClock) -> None:
+    app, cache, runs = make(clock)
+
+    @app.get("/greet")
+    @cache.cached(timeout=60)
+    def greet() -> Response:
+        language = request.headers.get("Accept-Language", "en")[:2]
+        runs.append(language)
+        response = Response({"fr": "bonjour", "de": "hallo"}.get(language, "hello"))
+        response.headers["Vary"] = "Accept-Language"
+        return response
+
+    client = app.test_client()
+    for _ in range(2):
+        assert client.get("/greet", headers={"Accept-Language": "fr"}).text == "bonjour"
+        assert client.get("/greet", headers={"Accept-Language": "de"}).text == "hallo"
+        assert client.get("/greet").text == "hello"
+    assert runs == ["fr", "de", "en"]
+
+
+def test_etag_and_if_none_match_give_304(clock: FakeClock) -> None:
+    app, cache, _ = make(clock)
+
+    @app.get("/doc")
+    @cache.cached(timeout=60)
+    def doc() -> str:
+        return "document body"
+
+    client = app.test_client()
+    first = client.get("/doc")
+    etag = first.headers["ETag"]
+    assert etag.startswith('"')
+    assert first.headers["Last-Modified"]
+    again = client.get("/doc", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.data == b""
+    assert again.headers["ETag"] == etag
+    other = client.get("/doc", headers={"If-None-Match": '"something-else"'})
+    assert other.status_code == 200
+    assert other.data == b"document body"
+    since = client.get("/doc", headers={"If-Modified-Since": first.headers["Last-Modified"]})
+    assert since.status_code == 304
+
+
+def test_age_grows_with_the_clock_and_hits_stay_byte_identical(clock: FakeClock) -> None:
+    app, cache, _ = make(clock)
+
+    @app.get("/a")
+    @cache.cached(timeout=60)
+    def a() -> Response:
+        return Response("body", headers={"X-Custom": "1"}, status=201)
+
+    client = app.test_client()
+    miss = client.get("/a")
+    assert "Age" not in miss.headers
+    clock.advance(7)
+    hit = client.get("/a")
+    assert hit.headers["Age"] == "7"
+    assert (hit.status_code, hit.data, hit.headers["X-Custom"]) == (201, b"body", "1")
+    clock.advance(5)
+    assert client.get("/a").headers["Age"] == "12"
+
+
+def test_x_cache_and_cache_control_headers(clock: FakeClock) -> None:
+    app, cache, _ = make(clock, CACHE_VIEW_X_CACHE=True, CACHE_VIEW_CACHE_CONTROL=True)
+
+    @app.get("/h")
+    @cache.cached(timeout=60)
+    def h() -> str:
+        return "x"
+
+    client = app.test_client()
+    miss = client.get("/h")
+    assert miss.headers["X-Cache"] == "MISS"
+    assert miss.headers["Cache-Control"] == "public, max-age=60"
+    clock.advance(20)
+    hit = client.get("/h")
+    assert hit.headers["X-Cache"] == "HIT"
+    assert hit.headers["Cache-Control"] == "public, max-age=60"  # stored with the response
+
+
+def test_no_cache_requests_bypass_the_read_only_when_configured(clock: FakeClock) -> None:
+    for honor, expected in ((False, "#1"), (True, "#2")):
+        app, cache, runs = make(clock, CACHE_VIEW_HONOR_NO_CACHE=honor)
+
+        @app.get("/n")
+        @cache.cached(timeout=60)
+        def n() -> str:
+            runs.append("run")
+            return f"#{len(runs)}"
+
+        client = app.test_client()
+        client.get("/n")
+        assert client.get("/n", headers={"Cache-Control": "no-cache"}).text == expected
+
+
+def test_query_deny_list_stops_tracking_parameters_fragmenting(clock: FakeClock) -> None:
+    app, cache, runs = make(clock)
+
+    @app.get("/list")
+    @cache.cached(timeout=60, query_string=True, query_deny=["utm_*", "fbclid"])
+    def listing() -> str:
+        runs.append(request.query_string.decode())
+        return f"page {request.args.get('page', '1')}"
+
+    client = app.test_client()
+    assert client.get("/list?page=2&utm_source=x").text == "page 2"
+    assert client.get("/list?utm_medium=y&page=2&fbclid=z").text == "page 2"
+    assert client.get("/list?page=3").text == "page 3"
+    assert len(runs) == 2
+
+
+def test_query_allow_list(clock: FakeClock) -> None:
+    app, cache, runs = make(clock)
+
+    @app.get("/s")
+    @cache.cached(timeout=60, query_string=True, query_allow=["q"])
+    def search() -> str:
+        runs.append("run")
+        return request.args.get("q", "")
+
+    client = app.test_client()
+    client.get("/s?q=a&session_tag=1")
+    client.get("/s?q=a&session_tag=2")
+    client.get("/s?q=b")
+    assert len(runs) == 2
+
+
+def test_small_streams_are_buffered_and_big_ones_pass_through(clock: FakeClock) -> None:
+    app, cache, runs = make(clock, CACHE_VIEW_MAX_BUFFER=100)
+
+    def stream(size: int) -> Response:
+        runs.append(str(size))
+
+        def chunks() -> Iterator[str]:
+            for _ in range(size // 10):
+                yield "x" * 10
+
+        return Response(stream_with_context(chunks()))
+
+    @app.get("/small")
+    @cache.cached(timeout=60)
+    def small() -> Response:
+        return stream(50)
+
+    @app.get("/big")
+    @cache.cached(timeout=60)
+    def big() -> Response:
+        return stream(500)
+
+    client = app.test_client()
+    assert client.get("/small").data == b"x" * 50
+    assert client.get("/small").data == b"x" * 50
+    assert client.get("/big").data == b"x" * 500
+    assert client.get("/big").data == b"x" * 500
+    assert runs == ["50", "500", "500"]
+
+
+def test_key_audit_warns_once_for_an_unkeyed_header(clock: FakeClock) -> None:
+    app, cache, _ = make(clock, CACHE_KEY_AUDIT=True)
+    app.debug = True
+
+    @app.get("/lang")
+    @cache.cached(timeout=60)
+    def lang() -> str:
+        return request.headers.get("Accept-Language", "en")
+
+    client = app.test_client()
+    with pytest.warns(KeyAuditWarning, match=r"lang read headers \['accept-language'\]"):
+        client.get("/lang", headers={"Accept-Language": "fr"})
+    cache.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        client.get("/lang")  # the same finding is not repeated
+
+
+def test_key_audit_reports_query_arguments_and_cookies(clock: FakeClock) -> None:
+    app, cache, _ = make(clock, CACHE_KEY_AUDIT=True)
+    app.debug = True
+
+    @app.get("/q")
+    @cache.cached(timeout=60)
+    def q() -> str:
+        return request.args.get("page", "1") + request.cookies.get("theme", "")
+
+    client = app.test_client()
+    with pytest.warns(KeyAuditWarning) as caught:
+        client.get("/q?page=2")
+    messages = " ".join(str(w.message) for w in caught)
+    assert "query arguments ['page']" in messages
+    assert "cookies ['theme']" in messages
+
+
+def test_key_audit_is_quiet_when_the_key_covers_the_inputs(clock: FakeClock) -> None:
+    app, cache, _ = make(clock, CACHE_KEY_AUDIT=True)
+    app.debug = True
+
+    @app.get("/ok")
+    @cache.cached(timeout=60, query_string=True)
+    def ok() -> Response:
+        response = Response(request.args.get("page", "1") + request.headers.get("Accept", ""))
+        response.headers["Vary"] = "Accept"
+        return response
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        app.test_client().get("/ok?page=2")
+
+
+def test_key_audit_is_off_outside_debug(clock: FakeClock) -> None:
+    app, cache, _ = make(clock, CACHE_KEY_AUDIT=True)
+
+    @app.get("/lang")
+    @cache.cached(timeout=60)
+    def lang() -> str:
+        return request.headers.get("Accept-Language", "en")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        app.test_client().get("/lang")

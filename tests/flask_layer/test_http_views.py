@@ -244,19 +244,21 @@ def test_x_cache_and_cache_control_headers(clock: FakeClock) -> None:
     assert hit.headers["Cache-Control"] == "public, max-age=60"  # stored with the response
 
 
-def test_no_cache_requests_bypass_the_read_only_when_configured(clock: FakeClock) -> None:
-    for honor, expected in ((False, "#1"), (True, "#2")):
-        app, cache, runs = make(clock, CACHE_VIEW_HONOR_NO_CACHE=honor)
+@pytest.mark.parametrize(("honor", "expected"), [(False, "#1"), (True, "#2")])
+def test_no_cache_requests_bypass_the_read_only_when_configured(
+    clock: FakeClock, honor: bool, expected: str
+) -> None:
+    app, cache, runs = make(clock, CACHE_VIEW_HONOR_NO_CACHE=honor)
 
-        @app.get("/n")
-        @cache.cached(timeout=60)
-        def n() -> str:
-            runs.append("run")
-            return f"#{len(runs)}"
+    @app.get("/n")
+    @cache.cached(timeout=60)
+    def n() -> str:
+        runs.append("run")
+        return f"#{len(runs)}"
 
-        client = app.test_client()
-        client.get("/n")
-        assert client.get("/n", headers={"Cache-Control": "no-cache"}).text == expected
+    client = app.test_client()
+    client.get("/n")
+    assert client.get("/n", headers={"Cache-Control": "no-cache"}).text == expected
 
 
 def test_query_deny_list_stops_tracking_parameters_fragmenting(clock: FakeClock) -> None:

@@ -115,7 +115,18 @@ def finish_hit(response: Response, request: Request, age: float, label: str | No
     response.headers["Age"] = str(int(age))
     if label:
         response.headers[X_CACHE] = label
-    response.make_conditional(request)  # in place: 304 and no body when the client has it
+    return conditional(response, request)
+
+
+def conditional(response: Response, request: Request) -> Response:
+    """``304 Not Modified`` (no body) when the client's validators match.
+
+    Werkzeug's ``make_conditional`` parses dates and ranges on every call; most requests
+    carry no validator, so it only runs when one is there.
+    """
+    environ = request.environ
+    if "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ:
+        response.make_conditional(request)
     return response
 
 

@@ -84,4 +84,14 @@ def thaw(app: Flask, value: Any) -> Response:
     if value[0] == _ABORT:
         abort(value[1], value[2])
     _, status, headers, body = value
-    return app.response_class(body, status=status, headers=list(headers))
+    response: Response = app.response_class(status=status)
+    response.response = [body]
+    stored = response.headers
+    if type(getattr(stored, "_list", None)) is list:
+        # The headers were validated when this response was first built: restoring the
+        # list directly skips re-validating each one, the largest cost of a hit.
+        stored._list = list(headers)
+    else:  # pragma: no cover - a Headers implementation without its usual list
+        stored.clear()
+        stored.extend(headers)
+    return response

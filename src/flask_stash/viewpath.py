@@ -38,8 +38,31 @@ class HttpOptions:
 
 
 @dataclass(frozen=True)
+class Settings:
+    """A view's HTTP options resolved against its app's configuration (once per app)."""
+
+    honor_no_cache: bool
+    cache_control: bool
+    x_cache: bool
+    max_buffer: int
+
+    @classmethod
+    def of(cls, options: HttpOptions, state: AppState) -> Settings:
+        def pick(name: str) -> Any:
+            value = getattr(options, name)
+            return getattr(state.config, f"view_{name}") if value is None else value
+
+        return cls(
+            honor_no_cache=pick("honor_no_cache"),
+            cache_control=pick("cache_control"),
+            x_cache=pick("x_cache"),
+            max_buffer=pick("max_buffer"),
+        )
+
+
+@dataclass(slots=True)
 class Call:
-    """One request to a cached view."""
+    """One request to a cached view (built on every request: kept to a plain slotted class)."""
 
     view: CachedView
     app: Flask
@@ -47,21 +70,25 @@ class Call:
     key: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+    settings: Settings
 
     def run(self) -> Any:
         return self.app.ensure_sync(self.view.fn)(*self.args, **self.kwargs)
 
-    def setting(self, name: str) -> Any:
-        value = getattr(self.view.http, name)
-        return getattr(self.state.config, f"view_{name}") if value is None else value
-
     def label(self, text: str) -> str | None:
-        return text if self.setting("x_cache") else None
+        return text if self.settings.x_cache else None
+
+
+def settings_for(view: CachedView, state: AppState) -> Settings:
+    found: Settings | None = state.helpers.get((view, "http"))
+    if found is None:
+        found = state.helpers[(view, "http")] = Settings.of(view.http, state)
+    return found
 
 
 def serve(call: Call) -> Any:
     """Answer the request from the cache, or run the view and maybe store its response."""
-    if not http.request_is_cacheable(request, call.setting("honor_no_cache")):
+    if not http.request_is_cacheable(request, call.settings.honor_no_cache):
         return call.run()
     key = call.key + (_user_suffix(call) if call.view.http.private else "")
     entry = None if call.view.forced(call.args, call.kwargs) else _lookup(call, key)
@@ -102,7 +129,7 @@ def _user_suffix(call: Call) -> str:
 def _hit(call: Call, entry: Entry) -> Response:
     response = responses.thaw(call.app, entry.value)  # raises a stored abort() again
     now = call.state.store.clock()
-    if call.setting("cache_control"):
+    if call.settings.cache_control:
         http.add_freshness(response, entry.remaining(now), 0)
     call.view.indicate_hit(response)
     return http.finish_hit(response, request, entry.age(now), call.label("HIT"))
@@ -126,8 +153,7 @@ def _miss(call: Call, key: str) -> Any:
         keyed = audit.Keyed(call.view.query_string, stored_names or (), call.view.http.private)
         call.view.auditor.report(call.view.fn.__name__, audit.unkeyed(reads, keyed, touched))
     http.mark(response, call.label("MISS"))
-    response.make_conditional(request)
-    return response
+    return http.conditional(response, request)
 
 
 def _store(
@@ -140,13 +166,13 @@ def _store(
         return None
     if http.refusal(response, private=call.view.http.private, touched_session=touched):
         return None
-    body = responses.buffered_body(response, call.setting("max_buffer"))
+    body = responses.buffered_body(response, call.settings.max_buffer)
     if body is None:
         return None
     store = call.state.store
     http.add_validators(response, body, store.clock())
     timeout = call.view.timeout_for(value)
-    if call.setting("cache_control"):
+    if call.settings.cache_control:
         http.add_freshness(response, store.ttl_for(timeout), 0)
     names = http.vary_names(response)
     frozen = responses.freeze(response, body)

@@ -77,7 +77,16 @@ class CachedView:
         """The cache key, from the current request or from ``path``/``query_args``/view args."""
         if self.custom_key is not None and not use_request:
             return str(self.custom_key(*args, **kwargs))
-        state = self.cache.state()
+        return self._key(self.cache.state(), path, query_args, use_request, kwargs)
+
+    def _key(
+        self,
+        state: AppState,
+        path: str | None,
+        query_args: Any,
+        use_request: bool,
+        kwargs: dict[str, Any],
+    ) -> str:
         base = self._prefix(path, use_request, kwargs)
         if self.query_string:
             pairs = request.args.items(multi=True) if query_args is None else _pairs(query_args)
@@ -104,13 +113,13 @@ class CachedView:
     def _source_check(self, state: AppState) -> bool:
         return bool(state.config.source_check if self.source_check is None else self.source_check)
 
-    def _key_for_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    def _key_for_call(self, state: AppState, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         if self.custom_key is not None:
             return str(self.custom_key(*args, **kwargs))
         maker = self.wrapper.make_cache_key
         if maker != self.make_key:  # reassigned by the user, as Flask-Caching allows
             return str(maker(*args, use_request=True, **kwargs))
-        return self.make_key(use_request=True)
+        return self._key(state, None, None, True, {})
 
     # -- the call -----------------------------------------------------------------------
 
@@ -120,12 +129,13 @@ class CachedView:
         if self.unless is not None and self.unless(self.fn, *args, **kwargs):
             return app.ensure_sync(self.fn)(*args, **kwargs)
         try:
-            key = self._key_for_call(args, kwargs)
+            key = self._key_for_call(state, args, kwargs)
         except Exception as exc:  # a broken key function must not lose the request
             state.store.policy.handle(exc, "cached key")
             return app.ensure_sync(self.fn)(*args, **kwargs)
         if self._is_view(app):
-            return viewpath.serve(viewpath.Call(self, app, state, key, args, kwargs))
+            settings = viewpath.settings_for(self, state)
+            return viewpath.serve(viewpath.Call(self, app, state, key, args, kwargs, settings))
         return self._function_call(app, state, key, args, kwargs)
 
     def _function_call(

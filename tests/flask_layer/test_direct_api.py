@@ -258,12 +258,6 @@ def test_clock_through_cache_options_also_drives_the_store(clock: FakeClock) -> 
         assert cache.store.clock is clock
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GAP: FileSystemBackend keeps its clock as _clock, so the Store does not find it "
-    "(Store.__init__ looks for backend.clock) and judges freshness by time.time while the "
-    "files expire by the fake clock; only the backend side of expiry is deterministic",
-)
 def test_clock_through_cache_options_drives_the_filesystem_store(
     clock: FakeClock, tmp_path: Path
 ) -> None:

@@ -102,10 +102,10 @@ def serve(call: Call) -> Any:
 
 def _lookup(call: Call, key: str) -> Entry | None:
     store = call.state.store
-    entry, _ = find(store, store.backend_key(key), (), call.key)
+    entry, _ = find(store, store.backend_key(key), (), call.view.scope)
     names = None if entry is None else responses.vary_of(entry.value)
     if names is not None:
-        entry, _ = find(store, store.backend_key(_variant_key(key, names)), (), call.key)
+        entry, _ = find(store, store.backend_key(_variant_key(key, names)), (), call.view.scope)
     if entry is not None and call.view.stale_for(call.app, entry.value, call.args, call.kwargs):
         return None
     return entry
@@ -144,7 +144,8 @@ def _miss(call: Call, key: str) -> Any:
         else:
             value = call.run()
     except HTTPException as error:
-        call.view.keep_abort(call.state, Lookup(call.state.store.backend_key(key)), error)
+        where = Lookup(call.state.store.backend_key(key), (), call.view.scope)
+        call.view.keep_abort(call.state, where, error)
         raise
     response: Response = call.app.make_response(value)
     touched = http.session_touched()
@@ -179,11 +180,11 @@ def _store(
     if names:
         save(
             store,
-            Lookup(store.backend_key(key), (), call.key),
+            Lookup(store.backend_key(key), (), call.view.scope),
             responses.freeze_vary(names),
             timeout,
             None,
         )
         key = _variant_key(key, names)
-    save(store, Lookup(store.backend_key(key), (), call.key), frozen, timeout, None)
+    save(store, Lookup(store.backend_key(key), (), call.view.scope), frozen, timeout, None)
     return names

@@ -22,6 +22,7 @@ from flask_stash.audit import Auditor
 from flask_stash.calls import condition, join_generator, source_hash, staleness
 from flask_stash.config import normalize_timeout
 from flask_stash.core.engine import Lookup, find, save
+from flask_stash.core.keys import qualified_name
 from flask_stash.signals import cache_view_hit, cache_view_miss
 from flask_stash.state import AppState
 
@@ -61,6 +62,8 @@ class CachedView:
             x_cache=options["x_cache"],
         )
         self.auditor = Auditor()
+        #: Statistics label: the function, not the key (keys can be unbounded in number).
+        self.scope = qualified_name(fn)
         self.wrapper: Any = None
         self._is_view_of: dict[tuple[int, str], bool] = {}
 
@@ -142,7 +145,7 @@ class CachedView:
         self, app: Any, state: AppState, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """Flask-Caching's semantics for a function that is not the request's view."""
-        where = Lookup(state.store.backend_key(key), (), key)
+        where = Lookup(state.store.backend_key(key), (), self.scope)
         entry = None
         if not self.forced(args, kwargs):
             entry, _ = find(state.store, *where)

@@ -6,7 +6,7 @@ invalidated as a whole, the family's version stamp, fetched together in one ``ge
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, NamedTuple, TypeVar, cast
 
 from flask_stash.core.api import MISS
@@ -16,6 +16,7 @@ from flask_stash.core.stats import HIT, MISS_EVENT, SKIPPED
 from flask_stash.core.store import Store, Timeout
 
 R = TypeVar("R")
+Counter = Iterator[int]  # an itertools.count: next() counts one event
 
 
 class Lookup(NamedTuple):
@@ -43,11 +44,21 @@ def find(
     store: Store, key: str, vkeys: tuple[str, ...], scope: str
 ) -> tuple[Entry | None, bytes | None]:
     """The fresh entry at ``key`` (or ``None``) and its families' current version stamp."""
+    stats = store.stats
+    return find_counted(
+        store, key, vkeys, stats.counter(HIT, scope), stats.counter(MISS_EVENT, scope)
+    )
+
+
+def find_counted(
+    store: Store, key: str, vkeys: tuple[str, ...], hits: Counter, misses: Counter
+) -> tuple[Entry | None, bytes | None]:
+    """:func:`find` with the hit and miss counters already looked up (the memoize hot path)."""
     entry, version = store.read_stored(key, vkeys)
     if entry is not MISS and (entry.fresh_until is None or store.clock() < entry.fresh_until):
-        next(store.stats.counter(HIT, scope))
+        next(hits)
         return entry, version
-    next(store.stats.counter(MISS_EVENT, scope))
+    next(misses)
     return None, version
 
 

@@ -7,8 +7,9 @@ import inspect
 from collections.abc import Callable, Collection
 from typing import Any, ParamSpec, TypeVar, cast
 
-from flask_stash.core.engine import Lookup, find, save
+from flask_stash.core.engine import Lookup, find_counted, save
 from flask_stash.core.keys import CallKey, HashMethod, encode, qualified_name
+from flask_stash.core.stats import HIT, MISS_EVENT
 from flask_stash.core.store import Store, Timeout
 
 #: Call texts whose keys each memoized function remembers (see ``MemoizedFunction.key``).
@@ -51,6 +52,8 @@ class MemoizedFunction:
         self._stored_prefix = store.key_prefix + self._prefix
         self._direct = store.backend_key(probe) == store.key_prefix + probe
         self._recent_keys: dict[str, str] = {}
+        self.hits = store.stats.counter(HIT, self.name)
+        self.misses = store.stats.counter(MISS_EVENT, self.name)
 
     def _digest(self, text: str) -> str:
         digest: str = self._hash(text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -148,11 +151,12 @@ def memoize(
 def _wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
     store, fn, key, stamps, scope = spec.store, spec.fn, spec.key, spec.version_keys, spec.name
     per_instance, function_stamp = spec.per_instance, spec.function_stamp
+    hits, misses = spec.hits, spec.misses
 
     def memoized(*args: Any, **kwargs: Any) -> Any:
         bkey = key(args, kwargs)
         vkeys = stamps(args) if per_instance else function_stamp
-        entry, version = find(store, bkey, vkeys, scope)
+        entry, version = find_counted(store, bkey, vkeys, hits, misses)
         if entry is not None:
             return entry.value
         value = fn(*args, **kwargs)
@@ -165,11 +169,12 @@ def _wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
 def _async_wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
     store, fn, key, stamps, scope = spec.store, spec.fn, spec.key, spec.version_keys, spec.name
     per_instance, function_stamp = spec.per_instance, spec.function_stamp
+    hits, misses = spec.hits, spec.misses
 
     async def memoized(*args: Any, **kwargs: Any) -> Any:
         bkey = key(args, kwargs)
         vkeys = stamps(args) if per_instance else function_stamp
-        entry, version = find(store, bkey, vkeys, scope)
+        entry, version = find_counted(store, bkey, vkeys, hits, misses)
         if entry is not None:
             return entry.value
         value = await fn(*args, **kwargs)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from flask_stash.calls import condition, join_generator, source_hash, staleness
 from flask_stash.config import normalize_timeout
-from flask_stash.core.engine import Lookup, find, save
+from flask_stash.core.engine import Lookup, find_counted, save
 from flask_stash.core.keys import qualified_name
 from flask_stash.core.memoize import MemoizedFunction
 from flask_stash.signals import cache_memoize_hit, cache_memoize_miss
@@ -98,14 +98,16 @@ class Memo:
             return None, None, None
         entry = version = None
         if self.forced_update is None or not self.forced_update(self.fn, *args, **kwargs):
-            entry, version = find(store, key, vkeys, spec.name)
+            entry, version = find_counted(store, key, vkeys, spec.hits, spec.misses)
             if entry is not None and self.is_stale and self.is_stale(entry.value, *args, **kwargs):
                 entry = None
         if state.config.enable_signals:
             signal = cache_memoize_miss if entry is None else cache_memoize_hit
             user_key = spec.user_key(args, kwargs)  # the key cache.get() takes
             signal.send(cache=self.cache, cache_key=user_key, f=self.fn, args=args, kwargs=kwargs)
-        return entry, (key, vkeys, spec.name), version
+        if entry is not None:
+            return entry, None, None
+        return None, (key, vkeys, spec.name), version
 
     def keep(self, where: tuple[Any, ...] | None, value: Any, version: bytes | None) -> Any:
         """Store a computed ``value`` if the options allow; returns it."""

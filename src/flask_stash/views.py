@@ -14,7 +14,8 @@ import functools
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from flask import Response, after_this_request, current_app, has_request_context, request, url_for
+from flask import Response, after_this_request, current_app, request, url_for
+from flask.globals import _cv_request
 from werkzeug.exceptions import HTTPException
 
 from flask_stash import http, responses, viewpath
@@ -211,9 +212,11 @@ class CachedView:
 
     def _is_view(self, app: Any) -> bool:
         """Whether this function is the view the current request was routed to."""
-        if not has_request_context() or request.url_rule is None:
+        context = _cv_request.get(None)  # the context itself: cheaper than two proxy hops
+        rule = None if context is None else context.request.url_rule
+        if rule is None:
             return False
-        endpoint = request.url_rule.endpoint
+        endpoint = rule.endpoint
         known = self._is_view_of.get((id(app), endpoint))
         if known is None:
             known = self._is_view_of[(id(app), endpoint)] = self._routes_here(app, endpoint)

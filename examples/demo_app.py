@@ -42,9 +42,7 @@ class TTLCache:
         self._items[key] = (self.clock() + self.ttl, value)
 
 
-def create_app(
-    slow_seconds: float = SLOW_SECONDS, clock: Callable[[], float] = time.time
-) -> Flask:
+def create_app(slow_seconds: float = SLOW_SECONDS, clock: Callable[[], float] = time.time) -> Flask:
     """The demo app; tests pass ``slow_seconds=0`` and a fake ``clock``."""
     app = Flask(__name__)
     app.config.update(CACHE_DEFAULT_TIMEOUT=60, CACHE_OPTIONS={"clock": clock})

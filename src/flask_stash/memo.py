@@ -89,25 +89,52 @@ class Memo:
         if self.unless is not None and self.unless(self.fn, *args, **kwargs):
             return None, None, None
         spec = (self.make_name is None and state.helpers.get(self)) or self.helper(state)
-        store = state.store
         try:
             key = spec.key(args, kwargs)
             vkeys = spec.version_keys(args) if spec.per_instance else spec.function_stamp
         except Exception as exc:  # a key that cannot be built must not lose the call
-            store.policy.handle(exc, "memoize key")
+            state.store.policy.handle(exc, "memoize key")
             return None, None, None
         entry = version = None
         if self.forced_update is None or not self.forced_update(self.fn, *args, **kwargs):
-            entry, version = find_counted(store, key, vkeys, spec.hits, spec.misses)
+            entry, version = find_counted(state.store, key, vkeys, spec.hits, spec.misses)
             if entry is not None and self.is_stale and self.is_stale(entry.value, *args, **kwargs):
                 entry = None
         if state.config.enable_signals:
-            signal = cache_memoize_miss if entry is None else cache_memoize_hit
-            user_key = spec.user_key(args, kwargs)  # the key cache.get() takes
-            signal.send(cache=self.cache, cache_key=user_key, f=self.fn, args=args, kwargs=kwargs)
+            self._signal(spec, entry is not None, args, kwargs)
         if entry is not None:
             return entry, None, None
         return None, (key, vkeys, spec.name), version
+
+    def fast_lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """:meth:`lookup` for the common case, built once per decorated function.
+
+        With no per-call option (``unless``, ``forced_update``, ``is_stale``,
+        ``make_name``), one app, signals off and the helper built, a hit is a key, one
+        read and a counter: the options' checks are skipped, not re-tested on each call.
+        """
+        state = self.cache.only_state
+        if state is None or state.config.enable_signals:
+            return self.lookup(args, kwargs)
+        spec = state.helpers.get(self)
+        if spec is None:
+            return self.lookup(args, kwargs)
+        try:
+            key = spec.key(args, kwargs)
+        except Exception:  # the full path reports it
+            return self.lookup(args, kwargs)
+        vkeys = spec.version_keys(args) if spec.per_instance else spec.function_stamp
+        entry, version = find_counted(state.store, key, vkeys, spec.hits, spec.misses)
+        if entry is not None:
+            return entry, None, None
+        return None, (key, vkeys, spec.name), version
+
+    def _signal(
+        self, spec: MemoizedFunction, hit: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        signal = cache_memoize_hit if hit else cache_memoize_miss
+        user_key = spec.user_key(args, kwargs)  # the key cache.get() takes
+        signal.send(cache=self.cache, cache_key=user_key, f=self.fn, args=args, kwargs=kwargs)
 
     def keep(self, where: tuple[Any, ...] | None, value: Any, version: bytes | None) -> Any:
         """Store a computed ``value`` if the options allow; returns it."""
@@ -163,8 +190,13 @@ def memoize(
     return decorate
 
 
+def _lookup_for(memo: Memo) -> Callable[..., tuple[Any, Any, Any]]:
+    plain = memo.unless is None and memo.forced_update is None and memo.is_stale is None
+    return memo.fast_lookup if plain and memo.make_name is None else memo.lookup
+
+
 def _wrapper(memo: Memo) -> Callable[..., Any]:
-    fn, lookup, keep = memo.fn, memo.lookup, memo.keep
+    fn, lookup, keep = memo.fn, _lookup_for(memo), memo.keep
 
     def memoized(*args: Any, **kwargs: Any) -> Any:
         entry, where, version = lookup(args, kwargs)
@@ -176,7 +208,7 @@ def _wrapper(memo: Memo) -> Callable[..., Any]:
 
 
 def _async_wrapper(memo: Memo) -> Callable[..., Any]:
-    fn, lookup, keep = memo.fn, memo.lookup, memo.keep
+    fn, lookup, keep = memo.fn, _lookup_for(memo), memo.keep
 
     async def memoized(*args: Any, **kwargs: Any) -> Any:
         entry, where, version = lookup(args, kwargs)

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from flask_stash import backends as compat
 from flask_stash.backends.base import BaseCache
 from flask_stash.backends.cachelib import CachelibBackend
 from flask_stash.config import CacheConfig
 from flask_stash.core.api import Backend
+from flask_stash.core.backends import parse_url
 from flask_stash.core.errors import ConfigurationError
 from flask_stash.core.serializers import JsonSerializer, PickleSerializer, Serializer
 from flask_stash.core.store import Store
@@ -41,16 +41,14 @@ _ALIASES = {
     "saslmemcached": "SASLMemcachedCache",
     "spreadsaslmemcached": "SpreadSASLMemcachedCache",
 }
-_SCHEMES = {
+#: Engine backend name (see ``flask_stash.core.backends.SCHEMES``) -> class name here.
+_BY_ENGINE_NAME = {
     "memory": "SimpleCache",
-    "simple": "SimpleCache",
-    "file": "FileSystemCache",
+    "filesystem": "FileSystemCache",
     "null": "NullCache",
     "redis": "RedisCache",
-    "rediss": "RedisCache",
-    "valkey": "RedisCache",
-    "redis+sentinel": "RedisSentinelCache",
-    "redis+cluster": "RedisClusterCache",
+    "redis-sentinel": "RedisSentinelCache",
+    "redis-cluster": "RedisClusterCache",
     "memcached": "MemcachedCache",
 }
 
@@ -216,20 +214,8 @@ def _backend_class_factory(cls: type[Any]) -> Factory:
 
 
 def _from_url(url: str) -> tuple[Factory, dict[str, Any]]:
-    parts = urlsplit(url)
-    name = _SCHEMES.get(parts.scheme)
-    if name is None:
-        known = ", ".join(f"{scheme}://" for scheme in sorted(_SCHEMES))
-        raise ConfigurationError(f"unknown cache URL scheme in {url!r}; known: {known}")
-    kwargs: dict[str, Any] = {}
-    if name not in ("SimpleCache", "NullCache", "FileSystemCache"):
-        kwargs["url"] = url  # network backends parse their own URL (hosts, db, TLS, ...)
-    if name == "FileSystemCache":
-        path = unquote(parts.netloc + parts.path)
-        if not path:
-            raise ConfigurationError(f"a file:// cache URL needs a directory: {url!r}")
-        kwargs["cache_dir"] = path
-    return _CLASS_NAMES[name].factory, kwargs
+    name, kwargs = parse_url(url)
+    return _CLASS_NAMES[_BY_ENGINE_NAME[name]].factory, kwargs
 
 
 def _import(path: str) -> Any:

@@ -21,7 +21,19 @@ REGISTRY: dict[str, str] = {
 }
 
 #: URL scheme -> backend name.
-SCHEMES: dict[str, str] = {"memory": "memory", "file": "filesystem", "null": "null"}
+SCHEMES: dict[str, str] = {
+    "memory": "memory",
+    "simple": "memory",
+    "file": "filesystem",
+    "null": "null",
+    "redis": "redis",
+    "rediss": "redis",
+    "valkey": "redis",
+    "redis+sentinel": "redis-sentinel",
+    "redis+cluster": "redis-cluster",
+    "memcached": "memcached",
+}
+_LOCAL = ("memory", "filesystem", "null")
 
 
 def backend_class(name: str) -> type[Any]:
@@ -42,7 +54,7 @@ def create_backend(name_or_url: str, **options: Any) -> Backend:
     Unknown options fail here with :class:`ConfigurationError`, not at the first request.
     """
     if "://" in name_or_url:
-        name, url_options = _from_url(name_or_url)
+        name, url_options = parse_url(name_or_url)
         options = {**url_options, **options}
     else:
         name = name_or_url
@@ -54,14 +66,20 @@ def create_backend(name_or_url: str, **options: Any) -> Backend:
     return backend
 
 
-def _from_url(url: str) -> tuple[str, dict[str, Any]]:
+def parse_url(url: str) -> tuple[str, dict[str, Any]]:
+    """The backend name a cache URL selects, and the options it carries.
+
+    ``file:///path`` gives ``cache_dir``; network backends get the whole ``url`` (they
+    parse hosts, database, TLS and options themselves).
+    """
     parts = urlsplit(url)
     name = SCHEMES.get(parts.scheme)
     if name is None:
         known = ", ".join(f"{s}://" for s in sorted(SCHEMES))
         raise ConfigurationError(f"unknown cache URL scheme in {url!r}; known: {known}")
     if name == "filesystem":
-        if not parts.path:
-            raise ConfigurationError(f"a file:// URL needs a directory path: {url!r}")
-        return name, {"cache_dir": unquote(parts.path)}
-    return name, {}
+        path = unquote(parts.netloc + parts.path)
+        if not path:
+            raise ConfigurationError(f"a file:// cache URL needs a directory: {url!r}")
+        return name, {"cache_dir": path}
+    return name, ({} if name in _LOCAL else {"url": url})

@@ -6,11 +6,9 @@ Each wraps one of the engine's backends in cachelib's method names and return va
 from flask_stash.backends.base import BaseCache
 from flask_stash.backends.cachelib import CachelibBackend
 from flask_stash.backends.local import FileSystemCache, NullCache, SimpleCache
+from flask_stash.backends.redis import RedisCache, RedisClusterCache, RedisSentinelCache
 from flask_stash.backends.remote import (
     MemcachedCache,
-    RedisCache,
-    RedisClusterCache,
-    RedisSentinelCache,
     SASLMemcachedCache,
     SpreadSASLMemcachedCache,
 )

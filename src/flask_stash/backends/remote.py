@@ -1,7 +1,7 @@
-"""Flask-Caching's Redis and memcached class names.
+"""Flask-Caching's memcached class names, until the memcached backend lands.
 
-The Redis and memcached backends are not part of this release; these names exist so that
-imports keep working and configuration fails early with a clear message.
+These names exist so that imports keep working and configuration fails early with a
+clear message.
 """
 
 from __future__ import annotations
@@ -20,18 +20,6 @@ class _NotYetAvailable(BaseCache):
             f"{type(self).__name__}: the {self.family} backend arrives with the shared-backends "
             "release of Flask-Stash; use SimpleCache or FileSystemCache until then"
         )
-
-
-class RedisCache(_NotYetAvailable):
-    family = "Redis"
-
-
-class RedisSentinelCache(_NotYetAvailable):
-    family = "Redis Sentinel"
-
-
-class RedisClusterCache(_NotYetAvailable):
-    family = "Redis Cluster"
 
 
 class MemcachedCache(_NotYetAvailable):

@@ -18,6 +18,9 @@ REGISTRY: dict[str, str] = {
     "memory": "flask_stash.core.backends.memory:MemoryBackend",
     "filesystem": "flask_stash.core.backends.filesystem:FileSystemBackend",
     "null": "flask_stash.core.backends.null:NullBackend",
+    "redis": "flask_stash.core.backends.redis:RedisBackend",
+    "redis-sentinel": "flask_stash.core.backends.redis:RedisSentinelBackend",
+    "redis-cluster": "flask_stash.core.backends.redis:RedisClusterBackend",
 }
 
 #: URL scheme -> backend name.
@@ -29,8 +32,14 @@ SCHEMES: dict[str, str] = {
     "redis": "redis",
     "rediss": "redis",
     "valkey": "redis",
+    "valkeys": "redis",
+    "unix": "redis",
     "redis+sentinel": "redis-sentinel",
+    "rediss+sentinel": "redis-sentinel",
+    "valkey+sentinel": "redis-sentinel",
     "redis+cluster": "redis-cluster",
+    "rediss+cluster": "redis-cluster",
+    "valkey+cluster": "redis-cluster",
     "memcached": "memcached",
 }
 _LOCAL = ("memory", "filesystem", "null")

@@ -160,7 +160,8 @@ class SentinelSet:
 def redis_sentinel(workdir: Path, service: str = "mymaster") -> Iterator[SentinelSet]:
     """A master, a replica of it and one sentinel watching the master (quorum 1)."""
     with ExitStack() as stack:
-        master = stack.enter_context(redis_server(workdir))
+        # Redis 7 waits 5 s before syncing a new replica unless told not to.
+        master = stack.enter_context(redis_server(workdir, "--repl-diskless-sync-delay", "0"))
         replica = stack.enter_context(redis_server(workdir, "--replicaof", HOST, str(master.port)))
         port = free_port()
         conf = workdir / f"sentinel-{port}.conf"

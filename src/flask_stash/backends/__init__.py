@@ -6,12 +6,12 @@ Each wraps one of the engine's backends in cachelib's method names and return va
 from flask_stash.backends.base import BaseCache
 from flask_stash.backends.cachelib import CachelibBackend
 from flask_stash.backends.local import FileSystemCache, NullCache, SimpleCache
-from flask_stash.backends.redis import RedisCache, RedisClusterCache, RedisSentinelCache
-from flask_stash.backends.remote import (
+from flask_stash.backends.memcached import (
     MemcachedCache,
     SASLMemcachedCache,
     SpreadSASLMemcachedCache,
 )
+from flask_stash.backends.redis import RedisCache, RedisClusterCache, RedisSentinelCache
 
 __all__ = [
     "BaseCache",

@@ -21,6 +21,7 @@ REGISTRY: dict[str, str] = {
     "redis": "flask_stash.core.backends.redis:RedisBackend",
     "redis-sentinel": "flask_stash.core.backends.redis:RedisSentinelBackend",
     "redis-cluster": "flask_stash.core.backends.redis:RedisClusterBackend",
+    "memcached": "flask_stash.core.backends.memcached:MemcachedBackend",
 }
 
 #: URL scheme -> backend name.

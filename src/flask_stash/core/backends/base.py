@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+if TYPE_CHECKING:  # typing.Self needs Python 3.11
+    from typing_extensions import Self
 
 from flask_stash.core.api import MISS, TTL, Miss
 from flask_stash.core.errors import BackendError
@@ -72,7 +75,7 @@ class BaseBackend:
     def close(self) -> None:
         """Release connections or file handles; the default has none."""
 
-    def __enter__(self) -> BaseBackend:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

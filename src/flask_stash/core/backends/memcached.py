@@ -1,0 +1,562 @@
+"""The memcached backend: pymemcache's pooled clients, pylibmc for SASL authentication.
+
+memcached's rules are adapted to the backend contract here, not leaked to callers: keys
+it cannot take are hashed (never truncated), TTLs are whole seconds and absolute beyond
+30 days, values above the item size limit raise ``EntryTooLarge`` before anything is
+sent, ``clear()`` is ``flush_all`` (memcached has no namespaces), and several servers are
+sharded by pymemcache's ``HashClient``. ``docs/backends-memcached.md`` has the details.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar, Literal
+from urllib.parse import unquote, urlsplit
+
+from flask_stash.core.api import MISS, TTL, Miss, check_ttl
+from flask_stash.core.backends.base import BaseBackend
+from flask_stash.core.errors import (
+    BackendError,
+    ConfigurationError,
+    EntryTooLarge,
+    MissingDependencyError,
+)
+from flask_stash.core.lazy import require
+
+# This module is imported only when a memcached backend is configured. The exception
+# classes are needed when the class is defined (BaseBackend wraps them into BackendError
+# then); without pymemcache, building a backend fails with MissingDependencyError.
+try:
+    from pymemcache.client.base import PooledClient
+    from pymemcache.client.hash import HashClient
+    from pymemcache.exceptions import MemcacheClientError, MemcacheError, MemcacheServerError
+except ImportError:  # pragma: no cover - exercised only where pymemcache is missing
+    PooledClient = HashClient = object
+    MemcacheError = MemcacheClientError = MemcacheServerError = OSError
+
+#: memcached's longest key, in bytes.
+MAX_KEY_BYTES = 250
+#: memcached's default item size limit (``-I 1m``).
+DEFAULT_MAX_VALUE_SIZE = 1024 * 1024
+#: memcached reads an expiration time above this many seconds as a Unix timestamp.
+RELATIVE_TTL_LIMIT = 30 * 24 * 3600
+#: memcached parses expiration times as signed 32-bit integers (the year 2038).
+LAST_TIMESTAMP = 2**31 - 1
+DEFAULT_PORT = 11211
+DEFAULT_SERVER = ("127.0.0.1", DEFAULT_PORT)
+
+# Space and control characters end a key in the text protocol; DEL is refused too.
+_UNSAFE_BYTE = re.compile(rb"[\x00-\x20\x7f]").search
+# Keys the backend derives start with "~"; callers' keys starting with "~" are hashed
+# too, so a caller's key can never equal a derived one.
+_RESERVED = b"~"
+_HASHED = b"~h:"
+_LOCK = b"~l:"
+# Compare-and-set rounds before an increment gives up: only reached under heavy
+# contention on one counter, where failing (counted, fail-open) beats spinning.
+_CAS_ATTEMPTS = 32
+
+Server = tuple[str, int] | str  # (host, port), or the path of a Unix socket
+
+
+def wire_key(key: str) -> bytes:
+    """The key memcached stores for ``key``: its UTF-8 bytes if memcached takes them,
+    else ``~h:`` + the SHA-256 of those bytes (deterministic, never truncated)."""
+    raw = key.encode("utf-8", "surrogatepass")
+    if len(raw) <= MAX_KEY_BYTES and raw[:1] != _RESERVED and _UNSAFE_BYTE(raw) is None:
+        return raw
+    return _HASHED + hashlib.sha256(raw).hexdigest().encode()
+
+
+def lock_key(name: str) -> bytes:
+    """The key of lock ``name``: apart from every data key, whatever ``name`` is."""
+    return _LOCK + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest().encode()
+
+
+def expire_for(ttl: TTL, now: Callable[[], float] = time.time) -> int:
+    """memcached's ``exptime`` for a TTL in seconds (``None``: never expire, sent as 0)."""
+    ttl = check_ttl(ttl)
+    if ttl is None:
+        return 0
+    seconds = math.ceil(ttl)  # rounded up: 0 would mean "never expire"
+    if seconds <= RELATIVE_TTL_LIMIT:
+        return seconds
+    # Beyond 30 days memcached expects an absolute time (so client and server clocks
+    # must agree, as NTP makes them).
+    return min(int(now()) + seconds, LAST_TIMESTAMP)
+
+
+def parse_servers(servers: object) -> list[Server]:
+    """Servers from ``None`` (localhost), ``"h1:p1,h2"``, or a list of ``"host:port"``
+    strings, ``(host, port)`` tuples and Unix socket paths."""
+    if servers is None:
+        return [DEFAULT_SERVER]
+    if isinstance(servers, str):
+        servers = [part for part in servers.split(",") if part.strip()]
+    elif isinstance(servers, tuple) and len(servers) == 2 and isinstance(servers[1], int):
+        servers = [servers]  # one (host, port) pair
+    if not isinstance(servers, (list, tuple)) or not servers:
+        raise ConfigurationError(f"memcached servers must be a non-empty list, not {servers!r}")
+    return [_server(spec) for spec in servers]
+
+
+def parse_url(url: str) -> tuple[list[Server], str | None, str | None]:
+    """``memcached://h1:p1,h2:p2`` (or ``memcached:///path/to.sock``) -> servers, plus
+    the user and password of ``memcached://user:password@host`` (SASL)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"malformed memcached URL {url!r}: {exc}") from None
+    if parts.scheme != "memcached":
+        raise ConfigurationError(f"not a memcached:// URL: {url!r}")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    if hosts:
+        servers = parse_servers(unquote(hosts))
+    else:
+        servers = [unquote(parts.path)] if parts.path else [DEFAULT_SERVER]
+    if parts.query or (hosts and parts.path not in ("", "/")):
+        raise ConfigurationError(f"memcached URLs name servers only (use options): {url!r}")
+    return servers, unquote(user) or None, unquote(password) or None
+
+
+def _server(spec: object) -> Server:
+    if isinstance(spec, tuple) and len(spec) == 2:
+        return _host_port(spec, *spec)
+    if not isinstance(spec, str):
+        return _host_port(spec, None, None)
+    text = spec.strip()
+    if text.startswith(("unix:", "/")):
+        return text.removeprefix("unix:")
+    if text.startswith("["):  # "[IPv6]" or "[IPv6]:port"
+        host, _, port = text[1:].partition("]")
+        return _host_port(spec, host, port.removeprefix(":"))
+    if text.count(":") == 1:
+        return _host_port(spec, *text.split(":"))
+    return _host_port(spec, text, "")  # a bare host name, or a bare IPv6 address
+
+
+def _host_port(spec: object, host: object, port: object) -> tuple[str, int]:
+    number = DEFAULT_PORT if port == "" else port
+    if isinstance(number, str) and number.isdigit():
+        number = int(number)
+    if not isinstance(host, str) or not host or not isinstance(number, int):
+        raise ConfigurationError(f"bad memcached server {spec!r}: use 'host:port'")
+    if isinstance(number, bool) or not 0 < number < 65536:
+        raise ConfigurationError(f"bad memcached server {spec!r}: use 'host:port'")
+    return (host, number)
+
+
+def _resolve(servers: object, url: str | None) -> tuple[list[Server], str | None, str | None]:
+    """Servers and SASL credentials from ``servers`` or ``url`` (either may be a URL)."""
+    if isinstance(servers, str) and "://" in servers and url is None:
+        servers, url = None, servers  # CACHE_MEMCACHED_SERVERS given as a URL
+    if url is None:
+        return parse_servers(servers), None, None
+    if servers is not None:
+        raise ConfigurationError("give memcached servers or a URL, not both")
+    return parse_url(url)
+
+
+def _label(server: Server) -> str:
+    if isinstance(server, str):
+        return server
+    host, port = server
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class MemcachedBackend(BaseBackend):
+    """A cache shared by every process that reaches the same memcached servers.
+
+    ``servers`` as :func:`parse_servers` takes them, or ``url="memcached://h1:p1,h2:p2"``.
+    One server gets a thread-safe connection pool; several are sharded by pymemcache's
+    ``HashClient``, which leaves a failing server out (``retry_attempts``,
+    ``retry_timeout``) and tries it again after ``dead_timeout`` seconds. Every network
+    wait is bounded by ``connect_timeout`` and ``timeout``.
+    """
+
+    native_errors: ClassVar[tuple[type[BaseException], ...]] = (MemcacheError, OSError)
+    max_key_length: int | None = MAX_KEY_BYTES
+    atomic_add: Literal[True] = True
+
+    def __init__(
+        self,
+        servers: str | Sequence[str | tuple[str, int]] | None = None,
+        *,
+        url: str | None = None,
+        connect_timeout: float = 1.0,
+        timeout: float = 1.0,
+        retry_attempts: int = 2,
+        retry_timeout: float = 1.0,
+        dead_timeout: float = 30.0,
+        max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
+        client: Any = None,
+    ) -> None:
+        self.max_value_size = _count("max_value_size", max_value_size, minimum=1)
+        if client is not None:  # a ready client (pylibmc for SASL, or a custom one)
+            self.servers, self._client = list(getattr(client, "servers", [])), client
+            return
+        nodes, user, _ = _resolve(servers, url)
+        if user is not None:
+            raise ConfigurationError("credentials need SASL: use SASLMemcachedCache (pylibmc)")
+        self.servers = [_label(node) for node in nodes]
+        options: dict[str, Any] = {"no_delay": True}  # small messages: send them at once
+        options["connect_timeout"] = _seconds("connect_timeout", connect_timeout)
+        options["timeout"] = _seconds("timeout", timeout)
+        require("pymemcache", extra="memcached")
+        if len(nodes) == 1:
+            self._client = PooledClient(nodes[0], **options)
+            return
+        self._client = _HashClient(
+            nodes,
+            use_pooling=True,
+            ignore_exc=False,  # errors must surface, to be counted and logged
+            retry_attempts=_count("retry_attempts", retry_attempts, minimum=0),
+            retry_timeout=_seconds("retry_timeout", retry_timeout, zero=True),
+            dead_timeout=_seconds("dead_timeout", dead_timeout, zero=True),
+            **options,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.servers!r})"
+
+    # -- the Backend protocol -------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | Miss:
+        value: bytes | None = self._client.get(wire_key(key))
+        return MISS if value is None else value
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | Miss]:
+        """One ``get`` command per server holding some of ``keys`` (one round trip on
+        a single server), results in the order of ``keys``."""
+        wire = [wire_key(key) for key in keys]
+        found = self._client.get_many(wire) if wire else {}
+        return [found.get(w, MISS) for w in wire]
+
+    def set(self, key: str, value: bytes, ttl: TTL) -> None:
+        wire, expire = wire_key(key), expire_for(ttl)
+        self._check_size(key, value)
+        with _size_refusal(repr(key)):
+            stored = self._client.set(wire, value, expire=expire, noreply=False)
+        if not stored:  # HashClient answers False while it skips a failing server
+            raise BackendError(f"memcached did not store {key!r} (server unavailable)")
+
+    def set_many(self, items: Mapping[str, bytes], ttl: TTL) -> None:
+        """Store every item (one round trip per server); raises, naming the keys, if
+        some were not stored."""
+        expire = expire_for(ttl)
+        for key, value in items.items():
+            self._check_size(key, value)
+        callers = {wire_key(key): key for key in items}
+        wire = {w: items[key] for w, key in callers.items()}
+        if not wire:
+            return
+        with _size_refusal(f"one of {len(wire)} values"):
+            failed = self._client.set_many(wire, expire=expire, noreply=False)
+        if failed:
+            names = sorted(callers[w] for w in failed)
+            raise BackendError(f"memcached did not store {len(names)} keys: {names!r}")
+
+    def add(self, key: str, value: bytes, ttl: TTL) -> bool:
+        """Store only if absent; memcached's ``add`` is atomic across all clients."""
+        wire, expire = wire_key(key), expire_for(ttl)
+        self._check_size(key, value)
+        with _size_refusal(repr(key)):
+            return bool(self._client.add(wire, value, expire=expire, noreply=False))
+
+    def delete(self, key: str) -> bool:
+        return bool(self._client.delete(wire_key(key), noreply=False))
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """One ``delete`` per key: memcached has no multi-key delete that reports which
+        keys existed."""
+        return sum(self.delete(key) for key in keys)
+
+    def clear(self) -> None:
+        """``flush_all`` on every server: empties them entirely (memcached has no
+        namespaces), other applications' keys included. Every server is tried, then the
+        failures are reported together."""
+        failures = [failure for node in self._nodes() if (failure := self._flush(node))]
+        if failures:
+            raise BackendError(f"flush_all failed on {'; '.join(failures)}")
+
+    def close(self) -> None:
+        """Close every pooled connection; the next call reconnects."""
+        for node in self._nodes():
+            node.close()
+
+    # -- the increment and lock capabilities -----------------------------------------------
+
+    def incr(self, key: str, delta: int, ttl: TTL) -> int:
+        """Add ``delta`` to the integer at ``key`` (absent: 0, then ``ttl``); atomic, exact.
+
+        memcached's ``incr`` serves non-negative counters and deltas (the expiry stays;
+        it wraps at 2**64). Its ``decr`` stops at 0 and it cannot hold negative numbers,
+        so those go through a gets/cas loop, which sets the expiry to ``ttl`` again.
+        """
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise TypeError(f"delta must be an int, not {type(delta).__name__}")
+        wire, expire = wire_key(key), expire_for(ttl)
+        if delta >= 0:
+            try:
+                result = self._client.incr(wire, delta, noreply=False)
+            except MemcacheClientError:  # not a non-negative counter (or delta >= 2**64)
+                result = None
+            if isinstance(result, int) and not isinstance(result, bool):
+                return result
+            if result is not None:
+                raise BackendError(f"memcached did not increment {key!r} (server unavailable)")
+        return self._incr_cas(key, wire, delta, expire)
+
+    def _incr_cas(self, key: str, wire: bytes, delta: int, expire: int) -> int:
+        for _ in range(_CAS_ATTEMPTS):
+            value, token = self._gets(key, wire)
+            if value is None:
+                if self._client.add(wire, str(delta).encode(), expire=expire, noreply=False):
+                    return delta
+                continue  # created meanwhile by someone else: read it again
+            result = _as_int(key, value) + delta
+            if self._client.cas(wire, str(result).encode(), token, expire=expire, noreply=False):
+                return result
+        raise BackendError(f"incr({key!r}) lost {_CAS_ATTEMPTS} compare-and-set races in a row")
+
+    def acquire_lock(self, name: str, token: str, lease: float) -> bool:
+        """Take lock ``name`` for ``lease`` seconds (rounded up to whole seconds; the
+        server's clock may end it up to 1 s early), unless it is held."""
+        if check_ttl(lease) is None:
+            raise TypeError("lease must be a positive number of seconds, not None")
+        expire = expire_for(lease)
+        return bool(self._client.add(lock_key(name), token.encode(), expire=expire, noreply=False))
+
+    def release_lock(self, name: str, token: str) -> bool:
+        """Release lock ``name`` if ``token`` still holds it; ``False`` otherwise."""
+        wire = lock_key(name)
+        value, cas = self._gets(name, wire)
+        if value != token.encode():
+            return False
+        # Compare-and-set to an item that is already expired (negative exptime): the lock
+        # goes away only if nobody took it over since we read it, where a plain delete
+        # could remove the lock of a new owner whose lease began after ours ended.
+        return bool(self._client.cas(wire, b"", cas, expire=-1, noreply=False))
+
+    # -- internals --------------------------------------------------------------------
+
+    def _gets(self, key: str, wire: bytes) -> tuple[bytes | None, Any]:
+        found: tuple[bytes | None, Any] | None = self._client.gets(wire)
+        if found is None:  # HashClient's answer while it skips a failing server
+            raise BackendError(f"memcached could not read {key!r} (server unavailable)")
+        return found
+
+    def _check_size(self, key: str, value: bytes) -> None:
+        if type(value) is not bytes:
+            raise TypeError(f"backend values are bytes, not {type(value).__name__}")
+        if len(value) > self.max_value_size:
+            raise EntryTooLarge(
+                f"not caching {key!r}: {len(value)} bytes exceed memcached's item size "
+                f"limit of {self.max_value_size} (max_value_size, memcached -I)"
+            )
+
+    def _flush(self, node: Any) -> str | None:
+        """Empty one server; the failure, if any, described for clear()."""
+        try:
+            node.flush_all(noreply=False)
+        except self.native_errors as exc:
+            return f"{_label(node.server)}: {exc}"
+        return None
+
+    def _nodes(self) -> list[Any]:
+        clients = getattr(self._client, "clients", None)  # HashClient: one per server
+        return list(clients.values()) if isinstance(clients, dict) else [self._client]
+
+
+@contextmanager
+def _size_refusal(what: str) -> Iterator[None]:
+    """Report the server's "object too large" as EntryTooLarge, like our own check."""
+    try:
+        yield
+    except MemcacheServerError as exc:
+        reason = exc.args[0] if exc.args else b""
+        reason = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+        if "too large" not in reason:
+            raise
+        raise EntryTooLarge(f"memcached refused {what}: {reason}", exc) from exc
+
+
+def _as_int(key: str, raw: bytes) -> int:
+    if not (raw.isdigit() or (raw[:1] == b"-" and raw[1:].isdigit())):
+        raise TypeError(f"cannot increment {key!r}: it does not hold an integer")
+    return int(raw)
+
+
+def _count(name: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _seconds(name: str, value: object, *, zero: bool = False) -> float:
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else -1
+    if not math.isfinite(number) or number < 0 or (number == 0 and not zero):
+        raise ConfigurationError(f"{name} must be a finite number of seconds, got {value!r}")
+    return float(number)
+
+
+class _FailedNodes(dict[Any, Any]):
+    """HashClient's record of failing servers, tolerant of its thread races (it reads
+    and pops entries another thread may have just removed: KeyError)."""
+
+    def __getitem__(self, server: Any) -> Any:
+        try:
+            return super().__getitem__(server)
+        except KeyError:  # removed by another thread meanwhile: a fresh failure
+            return {"failed_time": time.time(), "attempts": 0}
+
+    def pop(self, server: Any, default: Any = None) -> Any:
+        return super().pop(server, default)
+
+
+class _HashClient(HashClient):  # type: ignore[misc]
+    """pymemcache's ``HashClient``, safe to share between threads: a lock serializes its
+    bookkeeping of failing and dead servers (never the network calls), and the old pool
+    of a server brought back is closed, not left to the garbage collector."""
+
+    def __init__(self, servers: list[Server], **options: Any) -> None:
+        self._state_lock = threading.RLock()
+        super().__init__(servers, **options)
+        self._failed_clients = _FailedNodes()
+
+    def add_server(self, server: Any, port: Any = None) -> None:
+        with self._state_lock:
+            old = self.clients.get(self._make_client_key(server))
+            super().add_server(server, port)
+        if old is not None:
+            old.close()
+
+    def remove_server(self, server: Any, port: Any = None) -> None:
+        with self._state_lock:
+            if self._make_client_key(server) in self.hasher.nodes:  # not already removed
+                super().remove_server(server, port)
+
+    def _mark_failed_server(self, server: Any) -> None:
+        with self._state_lock:
+            super()._mark_failed_server(server)
+
+    def _retry_dead(self) -> None:
+        with self._state_lock:
+            super()._retry_dead()
+
+
+class SASLMemcachedBackend(MemcachedBackend):
+    """memcached with SASL authentication, through pylibmc (binary protocol).
+
+    pymemcache speaks the text protocol, which has no authentication, so SASL needs
+    pylibmc, as in Flask-Caching. ``pool_size`` connections are shared between threads;
+    ``pool_blocking`` makes a thread wait for a free one instead of failing. Other
+    keyword arguments go to ``pylibmc.Client`` (``behaviors``...).
+    """
+
+    def __init__(
+        self,
+        servers: str | Sequence[str | tuple[str, int]] | None = None,
+        *,
+        url: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        pool_size: int = 1,
+        pool_blocking: bool = True,
+        max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
+        **client_options: Any,
+    ) -> None:
+        try:
+            pylibmc = importlib.import_module("pylibmc")
+        except ImportError as exc:
+            message = "SASLMemcachedCache needs pylibmc: pip install pylibmc"
+            raise MissingDependencyError(message) from exc
+        nodes, url_user, url_password = _resolve(servers, url)
+        behaviors = {"cas": True, **client_options.pop("behaviors", {})}  # for gets/cas
+        labels = [_label(node) for node in nodes]
+        master = pylibmc.Client(
+            labels, binary=True, username=username or url_user,
+            password=password or url_password, behaviors=behaviors, **client_options,
+        )  # fmt: skip
+        size = _count("pool_size", pool_size, minimum=1)
+        client = _PylibmcClient(pylibmc, master, labels, size, pool_blocking)
+        super().__init__(max_value_size=max_value_size, client=client)
+
+
+class _IncrRefused(MemcacheClientError):  # type: ignore[misc]
+    """pylibmc refused an increment (not a counter): the backend falls back to CAS."""
+
+
+class _PylibmcClient:
+    """The pymemcache calls the backend makes, on a pool of pylibmc clients; pylibmc's
+    errors become :class:`BackendError` here (``native_errors`` are pymemcache's)."""
+
+    def __init__(
+        self, pylibmc: Any, master: Any, servers: list[str], pool_size: int, blocking: bool
+    ) -> None:
+        self._lib, self._master, self._blocking = pylibmc, master, blocking
+        self.servers, self.server = servers, ",".join(servers)  # server: named by clear()
+        self._pool = pylibmc.ClientPool(master, pool_size)
+
+    def _run(self, call: Callable[[Any], Any]) -> Any:
+        try:
+            with self._pool.reserve(block=self._blocking) as mc:
+                return call(mc)
+        except getattr(self._lib, "TooBig", ()) as exc:
+            raise EntryTooLarge(f"memcached refused a value: {exc}", exc) from exc
+        except self._lib.Error as exc:
+            raise BackendError(f"pylibmc: {exc}", exc) from exc
+
+    # pymemcache's signatures; ``noreply`` has no pylibmc equivalent (replies are awaited).
+    def get(self, key: bytes) -> Any:
+        return self._run(lambda mc: mc.get(key))
+
+    def get_many(self, keys: list[bytes]) -> Any:
+        return self._run(lambda mc: mc.get_multi(keys))
+
+    def set(self, key: bytes, value: bytes, expire: int, noreply: bool) -> Any:
+        return self._run(lambda mc: mc.set(key, value, time=expire))
+
+    def set_many(self, values: dict[bytes, bytes], expire: int, noreply: bool) -> Any:
+        return self._run(lambda mc: mc.set_multi(values, time=expire))  # the keys not stored
+
+    def add(self, key: bytes, value: bytes, expire: int, noreply: bool) -> Any:
+        return self._run(lambda mc: mc.add(key, value, time=expire))
+
+    def delete(self, key: bytes, noreply: bool) -> Any:
+        return self._run(lambda mc: mc.delete(key))
+
+    def gets(self, key: bytes) -> Any:
+        return self._run(lambda mc: mc.gets(key))
+
+    def cas(self, key: bytes, value: bytes, cas: Any, expire: int, noreply: bool) -> Any:
+        return self._run(lambda mc: mc.cas(key, value, cas, time=expire))
+
+    def flush_all(self, noreply: bool) -> Any:
+        return self._run(lambda mc: mc.flush_all())
+
+    def incr(self, key: bytes, delta: int, noreply: bool) -> Any:
+        return self._run(lambda mc: self._incr(mc, key, delta))
+
+    def _incr(self, mc: Any, key: bytes, delta: int) -> Any:
+        try:
+            return mc.incr(key, delta)
+        except self._lib.NotFound:
+            return None
+        except self._lib.Error as exc:  # not a counter: the backend falls back to CAS
+            raise _IncrRefused(str(exc)) from exc
+
+    def close(self) -> None:
+        # Disconnect the idle clients but keep them pooled: libmemcached reconnects on
+        # the next call, where draining the pool would leave later callers waiting.
+        for mc in list(self._pool.queue):
+            mc.disconnect_all()
+        self._master.disconnect_all()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask_stash.core.errors import ConfigurationError
+from flask_stash.core.guard import Protection
 
 #: Every key we read, with Flask-Caching's default (ours where we add keys).
 DEFAULTS: dict[str, Any] = {
@@ -38,6 +39,13 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_VIEW_X_CACHE": False,
     "CACHE_VIEW_MAX_BUFFER": 1024 * 1024,
     "CACHE_KEY_AUDIT": False,
+    "CACHE_STAMPEDE_PROTECTION": True,
+    "CACHE_LOCK_LEASE": 30,
+    "CACHE_LOCK_WAIT": 10,
+    "CACHE_DEFAULT_STALE": 0,
+    "CACHE_EARLY_REFRESH": 0,
+    "CACHE_FAIL_SAFE": 0,
+    "CACHE_TTL_JITTER": 0,
     "CACHE_REDIS_HOST": "localhost",
     "CACHE_REDIS_PORT": 6379,
     "CACHE_REDIS_PASSWORD": None,
@@ -90,6 +98,7 @@ class CacheConfig:
     view_x_cache: bool
     view_max_buffer: int
     key_audit: bool
+    protection: Protection
     raw: Mapping[str, Any] = field(repr=False)
 
 
@@ -135,6 +144,7 @@ def read(merged: Mapping[str, Any]) -> CacheConfig:
         view_x_cache=_bool(merged, "CACHE_VIEW_X_CACHE"),
         view_max_buffer=_non_negative_int(merged, "CACHE_VIEW_MAX_BUFFER"),
         key_audit=_bool(merged, "CACHE_KEY_AUDIT"),
+        protection=_protection(merged),
         raw=dict(merged),
     )
 
@@ -154,6 +164,21 @@ def normalize_timeout(timeout: object, name: str = "timeout") -> float:
     if not timeout >= 0 or math.isinf(timeout):
         raise ConfigurationError(f"{name} must be >= 0 seconds (0 = never expire): {timeout!r}")
     return timeout
+
+
+def _protection(merged: Mapping[str, Any]) -> Protection:
+    try:
+        return Protection(
+            single_flight=_bool(merged, "CACHE_STAMPEDE_PROTECTION"),
+            lock_lease=normalize_timeout(merged["CACHE_LOCK_LEASE"], "CACHE_LOCK_LEASE"),
+            lock_wait=normalize_timeout(merged["CACHE_LOCK_WAIT"], "CACHE_LOCK_WAIT"),
+            stale=normalize_timeout(merged["CACHE_DEFAULT_STALE"], "CACHE_DEFAULT_STALE"),
+            early_refresh=normalize_timeout(merged["CACHE_EARLY_REFRESH"], "CACHE_EARLY_REFRESH"),
+            fail_safe=normalize_timeout(merged["CACHE_FAIL_SAFE"], "CACHE_FAIL_SAFE"),
+            jitter=merged["CACHE_TTL_JITTER"],
+        )
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(f"stampede protection settings: {exc}") from exc
 
 
 def _statuses(value: object) -> frozenset[int]:

@@ -22,7 +22,7 @@ from jinja2.ext import Extension
 from jinja2.parser import Parser
 
 from flask_stash.config import normalize_timeout
-from flask_stash.core.engine import get_or_compute
+from flask_stash.core.guard import get_or_compute
 
 if TYPE_CHECKING:
     from flask_stash.extension import Cache

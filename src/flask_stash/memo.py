@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from flask_stash.calls import condition, join_generator, source_hash, staleness
 from flask_stash.config import normalize_timeout
-from flask_stash.core.engine import Lookup, find_counted, save
+from flask_stash.core.engine import Lookup, find_counted
+from flask_stash.core.guard import afill, fill, serve
 from flask_stash.core.keys import qualified_name
 from flask_stash.core.memoize import MemoizedFunction
+from flask_stash.protection import protection_for, protection_overrides
 from flask_stash.signals import cache_memoize_hit, cache_memoize_miss
 from flask_stash.state import AppState
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+_EDGE = object()  # "read through guard.serve": the stale window or early refresh is on
 
 
 class Memo:
@@ -45,6 +48,7 @@ class Memo:
         self.cache_none = options["cache_none"]
         self.source_check = options["source_check"]
         self.args_to_ignore: Sequence[str] = options["args_to_ignore"] or ()
+        self.overrides = protection_overrides(options)
         self.wrapper: Any = None
 
     def helper(self, state: AppState) -> MemoizedFunction:
@@ -80,7 +84,13 @@ class Memo:
     def _build(self, state: AppState, name: str) -> MemoizedFunction:
         ignore = [a for a in self.args_to_ignore if a in inspect.signature(self.fn).parameters]
         return MemoizedFunction(
-            state.store, self.fn, self.timeout, name, ignore, hash_method=self._hash_method(state)
+            state.store,
+            self.fn,
+            self.timeout,
+            name,
+            ignore,
+            hash_method=self._hash_method(state),
+            protect=protection_for(self.overrides, state),
         )
 
     def lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -95,6 +105,8 @@ class Memo:
         except Exception as exc:  # a key that cannot be built must not lose the call
             state.store.policy.handle(exc, "memoize key")
             return None, None, None
+        if spec.protect.watches_edge:
+            return None, (key, vkeys, spec.name, spec), _EDGE
         entry = version = None
         if self.forced_update is None or not self.forced_update(self.fn, *args, **kwargs):
             entry, version = find_counted(state.store, key, vkeys, spec.hits, spec.misses)
@@ -104,7 +116,7 @@ class Memo:
             self._signal(spec, entry is not None, args, kwargs)
         if entry is not None:
             return entry, None, None
-        return None, (key, vkeys, spec.name), version
+        return None, (key, vkeys, spec.name, spec), version
 
     def fast_lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
         """:meth:`lookup` for the common case, built once per decorated function.
@@ -117,7 +129,7 @@ class Memo:
         if state is None or state.config.enable_signals:
             return self.lookup(args, kwargs)
         spec = state.helpers.get(self)
-        if spec is None:
+        if spec is None or spec.protect.watches_edge:
             return self.lookup(args, kwargs)
         try:
             key = spec.key(args, kwargs)
@@ -127,7 +139,7 @@ class Memo:
         entry, version = find_counted(state.store, key, vkeys, spec.hits, spec.misses)
         if entry is not None:
             return entry, None, None
-        return None, (key, vkeys, spec.name), version
+        return None, (key, vkeys, spec.name, spec), version
 
     def _signal(
         self, spec: MemoizedFunction, hit: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -136,15 +148,36 @@ class Memo:
         user_key = spec.user_key(args, kwargs)  # the key cache.get() takes
         signal.send(cache=self.cache, cache_key=user_key, f=self.fn, args=args, kwargs=kwargs)
 
-    def keep(self, where: tuple[Any, ...] | None, value: Any, version: bytes | None) -> Any:
-        """Store a computed ``value`` if the options allow; returns it."""
-        value = join_generator(value)
-        if where is None or (value is None and not self.cache_none):
-            return value
-        if self.response_filter is None or self.response_filter(value):
-            state = self.cache.only_state or self.cache.state()
-            save(state.store, Lookup(*where), value, self.wrapper.cache_timeout, version)
-        return value
+    def compute(self, where: tuple[Any, ...] | None, run: Callable[[], Any], version: Any) -> Any:
+        """A miss: run the function once for all concurrent callers and store the result."""
+        if where is None:  # not caching this call (unless, or no key could be built)
+            return join_generator(run())
+        state = self.cache.only_state or self.cache.state()
+        spec: MemoizedFunction = where[3]
+        lookup = Lookup(*where[:3])
+        timeout = self.wrapper.cache_timeout
+        produce = lambda: join_generator(run())  # noqa: E731
+        if version is _EDGE:
+            return serve(state.store, lookup, produce, timeout, spec.protect, self.storable)
+        return fill(state.store, lookup, produce, timeout, version, spec.protect, self.storable)
+
+    async def acompute(
+        self, where: tuple[Any, ...] | None, run: Callable[[], Awaitable[Any]], version: Any
+    ) -> Any:
+        if where is None:
+            return await run()
+        state = self.cache.only_state or self.cache.state()
+        spec: MemoizedFunction = where[3]
+        timeout = self.wrapper.cache_timeout
+        stamp = None if version is _EDGE else version
+        return await afill(
+            state.store, Lookup(*where[:3]), run, timeout, stamp, spec.protect, self.storable
+        )
+
+    def storable(self, value: Any) -> bool:
+        if value is None and not self.cache_none:
+            return False
+        return self.response_filter is None or bool(self.response_filter(value))
 
 
 def memoize(
@@ -159,8 +192,18 @@ def memoize(
     cache_none: bool = False,
     source_check: bool | None = None,
     args_to_ignore: Sequence[str] | None = None,
+    *,
+    stale: float | None = None,
+    early_refresh: float | None = None,
+    fail_safe: float | None = None,
+    jitter: float | None = None,
+    stampede: bool | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Cache a function's result per argument set (Flask-Caching's ``memoize``).
+
+    Ours, keyword-only (``None``: the app's setting): ``stale`` seconds of
+    stale-while-revalidate, ``early_refresh`` (XFetch beta), ``fail_safe`` seconds,
+    ``jitter`` fraction, ``stampede=False`` to switch stampede protection off.
 
     The wrapper keeps the signature and has ``uncached``, ``cache_timeout`` (read at each
     store, so it can be changed), ``make_cache_key(f, *args, **kwargs)`` and
@@ -196,25 +239,25 @@ def _lookup_for(memo: Memo) -> Callable[..., tuple[Any, Any, Any]]:
 
 
 def _wrapper(memo: Memo) -> Callable[..., Any]:
-    fn, lookup, keep = memo.fn, _lookup_for(memo), memo.keep
+    fn, lookup, compute = memo.fn, _lookup_for(memo), memo.compute
 
     def memoized(*args: Any, **kwargs: Any) -> Any:
         entry, where, version = lookup(args, kwargs)
         if entry is not None:
             return entry.value
-        return keep(where, fn(*args, **kwargs), version)
+        return compute(where, lambda: fn(*args, **kwargs), version)
 
     return memoized
 
 
 def _async_wrapper(memo: Memo) -> Callable[..., Any]:
-    fn, lookup, keep = memo.fn, _lookup_for(memo), memo.keep
+    fn, lookup, acompute = memo.fn, _lookup_for(memo), memo.acompute
 
     async def memoized(*args: Any, **kwargs: Any) -> Any:
         entry, where, version = lookup(args, kwargs)
         if entry is not None:
             return entry.value
-        return keep(where, await fn(*args, **kwargs), version)
+        return await acompute(where, lambda: fn(*args, **kwargs), version)
 
     return memoized
 

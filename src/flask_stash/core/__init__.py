@@ -17,7 +17,7 @@ from flask_stash.core.api import (
 from flask_stash.core.backends import create_backend
 from flask_stash.core.backends.memory import MemoryBackend
 from flask_stash.core.backends.null import NullBackend
-from flask_stash.core.engine import Lookup, aget_or_compute, get_or_compute
+from flask_stash.core.engine import Lookup
 from flask_stash.core.entry import Entry
 from flask_stash.core.errors import (
     BackendError,
@@ -27,6 +27,7 @@ from flask_stash.core.errors import (
     StashError,
     UndecodableEntry,
 )
+from flask_stash.core.guard import Protection, aget_or_compute, get_or_compute
 from flask_stash.core.memoize import memoize
 from flask_stash.core.serializers import JsonSerializer, PickleSerializer, Serializer
 from flask_stash.core.stats import Stats
@@ -45,6 +46,7 @@ __all__ = [
     "MissingDependencyError",
     "NullBackend",
     "PickleSerializer",
+    "Protection",
     "SerializationError",
     "Serializer",
     "StashError",

@@ -1,4 +1,5 @@
-"""Get-or-compute: the one path shared by ``memoize``, view caching and the Jinja tag.
+"""Reading and writing cached results: the steps shared by ``memoize``, view caching and
+the Jinja tag (``guard.py`` adds stampede protection on top).
 
 A hit costs one backend read: the entry and, when the key belongs to a family that can be
 invalidated as a whole, the family's version stamp, fetched together in one ``get_many``.
@@ -6,8 +7,8 @@ invalidated as a whole, the family's version stamp, fetched together in one ``ge
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, NamedTuple, TypeVar, cast
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple, TypeVar
 
 from flask_stash.core.api import MISS
 from flask_stash.core.entry import Entry
@@ -69,6 +70,10 @@ def save(
     timeout: Timeout,
     version: bytes | None,
     cache_if: Callable[[Any], bool] | None = None,
+    *,
+    stale: float = 0,
+    keep: float = 0,
+    cost: float = 0.0,
 ) -> bool:
     """Store a computed ``value`` unless ``cache_if`` refuses it; ``True`` if stored."""
     if cache_if is not None and not cache_if(value):
@@ -79,50 +84,11 @@ def save(
         if version is None:  # a stamp could not be read or created: do not guess one
             return False
     try:
-        return store.write_stored(where.key, value, timeout, version=version)
+        return store.write_stored(
+            where.key, value, timeout, stale=stale, version=version, cost=cost, keep=keep
+        )
     except SerializationError as exc:
         # The caller has its result; failing now would lose it. Count, log (or raise when
         # not failing open) so the unstorable return type gets noticed.
         store.policy.handle(exc, f"store {where.scope or where.key}")
         return False
-
-
-def get_or_compute(
-    store: Store,
-    key: str | Lookup,
-    compute: Callable[[], R],
-    timeout: Timeout = None,
-    *,
-    cache_if: Callable[[R], bool] | None = None,
-) -> R:
-    """The cached value of ``key``, or ``compute()``'s result, stored for ``timeout``.
-
-    ``key`` is a user-level key or a :class:`Lookup`. ``cache_if`` decides whether a
-    computed value is worth storing. If ``compute`` raises, the exception propagates and
-    nothing is stored.
-    """
-    where = key if isinstance(key, Lookup) else Lookup.of(store, key)
-    entry, version = find(store, *where)
-    if entry is not None:
-        return cast(R, entry.value)
-    value = compute()
-    save(store, where, value, timeout, version, cache_if)
-    return value
-
-
-async def aget_or_compute(
-    store: Store,
-    key: str | Lookup,
-    compute: Callable[[], Awaitable[R]],
-    timeout: Timeout = None,
-    *,
-    cache_if: Callable[[R], bool] | None = None,
-) -> R:
-    """:func:`get_or_compute` for a coroutine function: ``compute()`` is awaited."""
-    where = key if isinstance(key, Lookup) else Lookup.of(store, key)
-    entry, version = find(store, *where)
-    if entry is not None:
-        return cast(R, entry.value)
-    value = await compute()
-    save(store, where, value, timeout, version, cache_if)
-    return value

@@ -29,14 +29,20 @@ class Entry(NamedTuple):
     stale_until: float | None = None
     version: bytes | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    #: Seconds the value took to compute (drives early refresh; 0 when unknown).
+    cost: float = 0.0
 
     def is_fresh(self, now: float) -> bool:
         return self.fresh_until is None or now < self.fresh_until
 
     def is_servable(self, now: float) -> bool:
         """Fresh, or stale but still inside its stale window."""
-        limit = self.stale_until if self.stale_until is not None else self.fresh_until
+        limit = self.servable_until()
         return limit is None or now < limit
+
+    def servable_until(self) -> float | None:
+        """When the entry stops being servable even as stale (``None``: never)."""
+        return self.stale_until if self.stale_until is not None else self.fresh_until
 
     def age(self, now: float) -> float:
         return max(0.0, now - self.created)
@@ -50,7 +56,7 @@ class Entry(NamedTuple):
         """The entry a serializer decoded; the format marker already vouched for the layout."""
         if type(data) is list:  # formats without tuples
             data = tuple(data)
-        if type(data) is not tuple or len(data) != 6:
+        if type(data) is not tuple or len(data) != len(cls._fields):
             raise UndecodableEntry("not an entry of this layout")
         return tuple.__new__(cls, data)
 

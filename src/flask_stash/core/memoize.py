@@ -7,7 +7,8 @@ import inspect
 from collections.abc import Callable, Collection
 from typing import Any, ParamSpec, TypeVar, cast
 
-from flask_stash.core.engine import Lookup, find_counted, save
+from flask_stash.core.engine import Lookup, find_counted
+from flask_stash.core.guard import DEFAULT, Protection, afill, fill, serve
 from flask_stash.core.keys import CallKey, HashMethod, encode, qualified_name
 from flask_stash.core.stats import HIT, MISS_EVENT
 from flask_stash.core.store import Store, Timeout
@@ -31,8 +32,10 @@ class MemoizedFunction:
         ignore: Collection[str] = (),
         cache_if: Callable[[Any], bool] | None = None,
         hash_method: HashMethod | None = None,
+        protect: Protection = DEFAULT,
     ) -> None:
         self.store = store
+        self.protect = protect
         self.fn = fn
         store.ttl_for(timeout)  # a bad timeout fails at decoration, not at the first call
         self.timeout = timeout
@@ -118,6 +121,7 @@ def memoize(
     name: str | None = None,
     ignore: Collection[str] = (),
     cache_if: Callable[[Any], bool] | None = None,
+    protect: Protection = DEFAULT,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Cache a function's results per canonical argument set.
 
@@ -126,6 +130,8 @@ def memoize(
     and gains ``uncached``, ``cache_timeout``, ``invalidate(*args, **kwargs)``,
     ``invalidate_all()`` and, for methods, ``invalidate_instance(obj)``. ``ignore`` names
     parameters left out of the key; ``name`` replaces the function's qualified name in keys.
+    ``protect`` sets stampede protection, stale-while-revalidate and the rest
+    (:class:`~flask_stash.core.guard.Protection`; on by default).
     """
     store.ttl_for(timeout)  # a bad timeout fails here, not at the first call
 
@@ -134,7 +140,8 @@ def memoize(
             return type(fn)(decorate(fn.__func__))
         if not callable(fn) or isinstance(fn, type):
             raise TypeError(f"memoize decorates functions and methods, not {fn!r}")
-        spec = MemoizedFunction(store, fn, timeout, name or qualified_name(fn), ignore, cache_if)
+        qualname = name or qualified_name(fn)
+        spec = MemoizedFunction(store, fn, timeout, qualname, ignore, cache_if, protect=protect)
         wrapper = _async_wrapper(spec) if inspect.iscoroutinefunction(fn) else _wrapper(spec)
         functools.update_wrapper(wrapper, fn)
         wrapper.__stash_memo__ = spec  # type: ignore[attr-defined]
@@ -151,17 +158,24 @@ def memoize(
 def _wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
     store, fn, key, stamps, scope = spec.store, spec.fn, spec.key, spec.version_keys, spec.name
     per_instance, function_stamp = spec.per_instance, spec.function_stamp
-    hits, misses = spec.hits, spec.misses
+    hits, misses, protect = spec.hits, spec.misses, spec.protect
+    edge = protect.watches_edge
 
     def memoized(*args: Any, **kwargs: Any) -> Any:
         bkey = key(args, kwargs)
         vkeys = stamps(args) if per_instance else function_stamp
+        if edge:
+            where = Lookup(bkey, vkeys, scope)
+            return serve(
+                store, where, lambda: fn(*args, **kwargs), spec.timeout, protect, spec.cache_if
+            )
         entry, version = find_counted(store, bkey, vkeys, hits, misses)
         if entry is not None:
             return entry.value
-        value = fn(*args, **kwargs)
-        save(store, Lookup(bkey, vkeys, scope), value, spec.timeout, version, spec.cache_if)
-        return value
+        where = Lookup(bkey, vkeys, scope)
+        return fill(
+            store, where, lambda: fn(*args, **kwargs), spec.timeout, version, protect, spec.cache_if
+        )
 
     return memoized
 
@@ -169,7 +183,7 @@ def _wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
 def _async_wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
     store, fn, key, stamps, scope = spec.store, spec.fn, spec.key, spec.version_keys, spec.name
     per_instance, function_stamp = spec.per_instance, spec.function_stamp
-    hits, misses = spec.hits, spec.misses
+    hits, misses, protect = spec.hits, spec.misses, spec.protect
 
     async def memoized(*args: Any, **kwargs: Any) -> Any:
         bkey = key(args, kwargs)
@@ -177,9 +191,10 @@ def _async_wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
         entry, version = find_counted(store, bkey, vkeys, hits, misses)
         if entry is not None:
             return entry.value
-        value = await fn(*args, **kwargs)
-        save(store, Lookup(bkey, vkeys, scope), value, spec.timeout, version, spec.cache_if)
-        return value
+        where = Lookup(bkey, vkeys, scope)
+        return await afill(
+            store, where, lambda: fn(*args, **kwargs), spec.timeout, version, protect, spec.cache_if
+        )
 
     return memoized
 

@@ -13,10 +13,12 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 
 from flask_stash.core.api import MISS, TTL, Backend, Miss, SupportsIncrement
 from flask_stash.core.entry import Entry, is_immutable
 from flask_stash.core.errors import BackendError, UndecodableEntry
+from flask_stash.core.flight import AsyncSingleFlight, SingleFlight
 from flask_stash.core.keys import HashMethod, hash_text
 from flask_stash.core.policy import ErrorPolicy
 from flask_stash.core.serializers import PickleSerializer, Serializer
@@ -58,6 +60,13 @@ class Store:
         self.stats = stats or Stats()
         self.policy = ErrorPolicy(self.stats, fail_open=fail_open)
         self.hash_method = hash_method
+        # Stampede protection state (see guard.py); the waiting functions are attributes so
+        # tests can drive time by hand.
+        self.flights = SingleFlight()
+        self.async_flights = AsyncSingleFlight()
+        self.sleep: Callable[[float], None] = time.sleep
+        self.monotonic: Clock = time.monotonic
+        self.executor: Executor | None = None
         self._max_key = getattr(backend, "max_key_length", None)
         shares = getattr(backend, "shares_stored_bytes", False)
         self._decoded_limit = DECODED_MEMO_SIZE if shares else 0
@@ -118,19 +127,30 @@ class Store:
         tags: tuple[tuple[str, str], ...] = (),
     ) -> bool:
         """Store ``value`` fresh for ``timeout`` then servable-if-stale for ``stale`` more."""
-        return self.write_stored(self.backend_key(key), value, timeout, stale, version, tags)
+        return self.write_stored(
+            self.backend_key(key), value, timeout, stale=stale, version=version, tags=tags
+        )
 
     def write_stored(
         self,
         bkey: str,
         value: object,
         timeout: Timeout = None,
+        *,
         stale: float = 0,
         version: bytes | None = None,
         tags: tuple[tuple[str, str], ...] = (),
+        cost: float = 0.0,
+        keep: float = 0.0,
     ) -> bool:
-        """:meth:`write` for a key already passed through :meth:`backend_key`."""
-        blob, ttl = self._encode(value, timeout, stale, version, tags)
+        """:meth:`write` for a key already passed through :meth:`backend_key`.
+
+        ``keep`` holds the entry in the backend that much longer than it is servable, so
+        a fail-safe can still serve it when a recomputation fails.
+        """
+        blob, ttl = self._encode(value, timeout, stale, version, tags, cost)
+        if ttl is not None and keep > 0:
+            ttl += keep
         try:
             self.backend.set(bkey, blob, ttl)
         except BackendError as exc:
@@ -172,6 +192,7 @@ class Store:
         stale: float,
         version: bytes | None,
         tags: tuple[tuple[str, str], ...],
+        cost: float = 0.0,
     ) -> tuple[bytes, TTL]:
         ttl = self.ttl_for(timeout)
         if stale < 0:
@@ -179,7 +200,7 @@ class Store:
         now = self.clock()
         fresh_until = None if ttl is None else now + ttl
         stale_until = None if fresh_until is None else fresh_until + stale
-        entry = Entry(value, now, fresh_until, stale_until, version, tags)
+        entry = Entry(value, now, fresh_until, stale_until, version, tags, cost)
         blob = self.serializer.dumps(tuple(entry))
         return blob, None if ttl is None else ttl + stale
 

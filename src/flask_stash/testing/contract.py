@@ -23,7 +23,7 @@ from flask_stash.core.api import (
     SupportsLock,
     SupportsScan,
 )
-from flask_stash.core.engine import get_or_compute
+from flask_stash.core.guard import get_or_compute
 from flask_stash.core.memoize import memoize
 from flask_stash.core.serializers import JsonSerializer, PickleSerializer
 from flask_stash.core.store import Store

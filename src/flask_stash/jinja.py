@@ -67,7 +67,8 @@ class CacheExtension(Extension):
             cache.delete(key)
             return caller()
         seconds = None if timeout is None else normalize_timeout(timeout, "cache tag timeout")
-        return get_or_compute(cache.store, key, caller, seconds)
+        state = cache.state()
+        return get_or_compute(state.store, key, caller, seconds, protect=state.config.protection)
 
 
 def install(app: Flask, cache: Cache) -> None:

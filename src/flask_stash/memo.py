@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 _EDGE = object()  # "read through guard.serve": the stale window or early refresh is on
+_FORCED = object()  # the caller asked for a recomputation (forced_update, is_stale)
 
 
 class Memo:
@@ -107,11 +108,11 @@ class Memo:
             return None, None, None
         if spec.protect.watches_edge:
             return None, (key, vkeys, spec.name, spec), _EDGE
-        entry = version = None
+        entry, version = None, _FORCED
         if self.forced_update is None or not self.forced_update(self.fn, *args, **kwargs):
             entry, version = find_counted(state.store, key, vkeys, spec.hits, spec.misses)
             if entry is not None and self.is_stale and self.is_stale(entry.value, *args, **kwargs):
-                entry = None
+                entry, version = None, _FORCED
         if state.config.enable_signals:
             self._signal(spec, entry is not None, args, kwargs)
         if entry is not None:
@@ -159,6 +160,9 @@ class Memo:
         produce = lambda: join_generator(run())  # noqa: E731
         if version is _EDGE:
             return serve(state.store, lookup, produce, timeout, spec.protect, self.storable)
+        if version is _FORCED:  # forced_update / is_stale: recompute even if fresh
+            return fill(state.store, lookup, produce, timeout, None, spec.protect, self.storable,
+                        recheck=False)  # fmt: skip
         return fill(state.store, lookup, produce, timeout, version, spec.protect, self.storable)
 
     async def acompute(
@@ -169,7 +173,7 @@ class Memo:
         state = self.cache.only_state or self.cache.state()
         spec: MemoizedFunction = where[3]
         timeout = self.wrapper.cache_timeout
-        stamp = None if version is _EDGE else version
+        stamp = None if version is _EDGE or version is _FORCED else version
         return await afill(
             state.store, Lookup(*where[:3]), run, timeout, stamp, spec.protect, self.storable
         )
@@ -213,6 +217,7 @@ def memoize(
     del options["cache"]
     if timeout is not None:
         options["timeout"] = normalize_timeout(timeout)
+    protection_overrides(options)  # bad values fail here, not at decoration or first call
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         if isinstance(fn, (classmethod, staticmethod)):

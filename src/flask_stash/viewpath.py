@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from flask_stash import audit, http, responses
 from flask_stash.core.engine import Lookup, find, save
 from flask_stash.core.entry import Entry
+from flask_stash.protection import protection_for
 from flask_stash.signals import cache_view_hit, cache_view_miss
 from flask_stash.state import AppState
 
@@ -97,7 +98,25 @@ def serve(call: Call) -> Any:
         signal.send(cache=call.view.cache, cache_key=call.key, args=call.args, kwargs=call.kwargs)
     if entry is not None:
         return _hit(call, entry)
-    return _miss(call, key)
+    return _miss_once(call, key)
+
+
+def _miss_once(call: Call, key: str) -> Any:
+    """Concurrent misses of one key in this process run the view once.
+
+    The others wait for it (a bounded time), then read the entry it stored; when it stored
+    nothing (an uncacheable response), each runs the view itself. Responses are never
+    shared between requests, only the stored copy is.
+    """
+    protect = protection_for(call.view.overrides, call.state)
+    if not protect.single_flight:
+        return _miss(call, key)
+    mine: list[Any] = []
+    call.state.store.flights.run(key, lambda: mine.append(_miss(call, key)), protect.lock_wait)
+    if mine:
+        return mine[0]
+    entry = _lookup(call, key)
+    return _hit(call, entry) if entry is not None else _miss(call, key)
 
 
 def _lookup(call: Call, key: str) -> Entry | None:

@@ -23,7 +23,9 @@ from flask_stash.audit import Auditor
 from flask_stash.calls import condition, join_generator, source_hash, staleness
 from flask_stash.config import normalize_timeout
 from flask_stash.core.engine import Lookup, find, save
+from flask_stash.core.guard import fill
 from flask_stash.core.keys import qualified_name
+from flask_stash.protection import protection_for, protection_overrides
 from flask_stash.signals import cache_view_hit, cache_view_miss
 from flask_stash.state import AppState
 
@@ -62,6 +64,7 @@ class CachedView:
             cache_control=options["cache_control"],
             x_cache=options["x_cache"],
         )
+        self.overrides = protection_overrides(options)
         self.auditor = Auditor()
         #: Statistics label: the function, not the key (keys can be unbounded in number).
         self.scope = qualified_name(fn)
@@ -147,9 +150,10 @@ class CachedView:
     ) -> Any:
         """Flask-Caching's semantics for a function that is not the request's view."""
         where = Lookup(state.store.backend_key(key), (), self.scope)
-        entry = None
+        entry, recheck = None, False
         if not self.forced(args, kwargs):
             entry, _ = find(state.store, *where)
+            recheck = entry is None
             if entry is not None and self.stale_for(app, entry.value, args, kwargs):
                 entry = None
         if state.config.enable_signals:
@@ -160,14 +164,22 @@ class CachedView:
                 return responses.thaw(app, entry.value)  # a stored abort() is raised again
             self.indicate_hit(None)
             return entry.value
-        try:
-            value = join_generator(app.ensure_sync(self.fn)(*args, **kwargs))
-        except HTTPException as error:
-            self.keep_abort(state, where, error)
-            raise
-        if (value is not None or self.cache_none) and self.accepts(value):
-            save(state.store, where, value, self.wrapper.cache_timeout, None)
-        return value
+
+        def produce() -> Any:
+            try:
+                return join_generator(app.ensure_sync(self.fn)(*args, **kwargs))
+            except HTTPException as error:
+                self.keep_abort(state, where, error)
+                raise
+
+        protect = protection_for(self.overrides, state)
+        timeout = self.wrapper.cache_timeout
+        return fill(
+            state.store, where, produce, timeout, None, protect, self.storable, recheck=recheck
+        )
+
+    def storable(self, value: Any) -> bool:
+        return (value is not None or self.cache_none) and self.accepts(value)
 
     # -- steps shared with viewpath ----------------------------------------------------
 
@@ -254,6 +266,7 @@ def cached(
     honor_no_cache: bool | None = None,
     cache_control: bool | None = None,
     x_cache: bool | None = None,
+    stampede: bool | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Cache a view's response (or a function's result) under a request-path key.
 
@@ -264,7 +277,8 @@ def cached(
     cookie); ``query_allow``/``query_deny`` shell patterns for ``query_string`` keys
     (``query_deny=["utm_*"]``); ``honor_no_cache`` to let ``Cache-Control: no-cache``
     requests skip the cache; ``cache_control`` to add ``Cache-Control: public, max-age``;
-    ``x_cache`` to add ``X-Cache: HIT|MISS``. See ``docs/views.md``.
+    ``x_cache`` to add ``X-Cache: HIT|MISS``; ``stampede=False`` to let concurrent misses
+    each run the view. See ``docs/views.md``.
     """
     options = dict(locals())
     del options["cache"]

@@ -170,5 +170,5 @@ def test_memoize_miss_cost_is_bounded(counted: tuple[Flask, Cache, CountingBacke
         f(2)  # the function's version stamp already exists
     if hasattr(backend.inner, "acquire_lock"):
         assert backend.calls == ["get_many", "acquire_lock", "get_many", "set", "release_lock"]
-    else:
-        assert backend.calls == ["get_many", "set"]
+    else:  # single-flight re-reads once: a caller may have stored it meanwhile
+        assert backend.calls == ["get_many", "get_many", "set"]

@@ -114,13 +114,16 @@ def fill(
     protect: Protection = DEFAULT,
     cache_if: Callable[[R], bool] | None = None,
     last: Entry | None = None,
+    *,
+    recheck: bool = True,
 ) -> R:
     """Compute ``where``'s value once for all concurrent callers, store it, return it.
 
     ``last`` is the expired entry read at the miss, served by a fail-safe if computing
-    raises.
+    raises. ``recheck=False`` when the caller wants a recomputation even if a fresh entry
+    exists (Flask-Caching's ``forced_update`` and ``is_stale``).
     """
-    job = _Job(store, where, compute, timeout, version, protect, cache_if, last)
+    job = _Job(store, where, compute, timeout, version, protect, cache_if, last, recheck)
     if not protect.single_flight:
         return cast(R, job.compute_and_save())
     value, _ = store.flights.run(where.key, job.fill_across_processes, protect.lock_wait)
@@ -137,6 +140,7 @@ class _Job:
     protect: Protection
     cache_if: Callable[[Any], bool] | None
     last: Entry | None = None
+    recheck: bool = True
 
     @property
     def lock_name(self) -> str:
@@ -170,7 +174,9 @@ class _Job:
     def fill_across_processes(self) -> Any:
         backend = self.store.backend
         if not isinstance(backend, SupportsLock):
-            return self.compute_and_save()  # the memory backend: single-flight is enough
+            # Single-flight is enough in one process, but a caller that read its miss just
+            # before the previous leader stored must not compute again.
+            return self._recheck_or_compute()
         token = uuid.uuid4().hex
         if self._acquire(token):
             return self._compute_holding(token)
@@ -178,10 +184,13 @@ class _Job:
 
     def _compute_holding(self, token: str) -> Any:
         try:
-            entry = fresh_entry(self.store, self.where)  # filled while we took the lock?
-            return entry.value if entry is not None else self.compute_and_save()
+            return self._recheck_or_compute()  # filled while we took the lock?
         finally:
             self._release(token)
+
+    def _recheck_or_compute(self) -> Any:
+        entry = fresh_entry(self.store, self.where) if self.recheck else None
+        return entry.value if entry is not None else self.compute_and_save()
 
     def _wait_for_holder(self, token: str) -> Any:
         """Another process computes: poll for its entry, a bounded time, then compute."""

@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from flask_stash import audit, http, responses
 from flask_stash.core.engine import Lookup, find, save
 from flask_stash.core.entry import Entry
+from flask_stash.core.guard import once_across_processes
 from flask_stash.protection import protection_for
 from flask_stash.signals import cache_view_hit, cache_view_miss
 from flask_stash.state import AppState
@@ -92,17 +93,19 @@ def serve(call: Call) -> Any:
     if not http.request_is_cacheable(request, call.settings.honor_no_cache):
         return call.run()
     key = call.key + (_user_suffix(call) if call.view.http.private else "")
-    entry = None if call.view.forced(call.args, call.kwargs) else _lookup(call, key)
+    forced = call.view.forced(call.args, call.kwargs)
+    entry = None if forced else _lookup(call, key)
     if call.state.config.enable_signals:
         signal = cache_view_miss if entry is None else cache_view_hit
         signal.send(cache=call.view.cache, cache_key=call.key, args=call.args, kwargs=call.kwargs)
     if entry is not None:
         return _hit(call, entry)
-    return _miss_once(call, key)
+    return _miss_once(call, key, recheck=not forced)
 
 
-def _miss_once(call: Call, key: str) -> Any:
-    """Concurrent misses of one key in this process run the view once.
+def _miss_once(call: Call, key: str, recheck: bool) -> Any:
+    """Concurrent misses of one key run the view once: in this process, and across
+    processes on backends that can lock.
 
     The others wait for it (a bounded time), then read the entry it stored; when it stored
     nothing (an uncacheable response), each runs the view itself. Responses are never
@@ -111,8 +114,19 @@ def _miss_once(call: Call, key: str) -> Any:
     protect = protection_for(call.view.overrides, call.state)
     if not protect.single_flight:
         return _miss(call, key)
+    store = call.state.store
+    where = Lookup(store.backend_key(key), (), call.view.scope)
+
+    def found() -> tuple[bool, Any]:  # stored by another process meanwhile?
+        entry = _lookup(call, key)
+        return (False, None) if entry is None else (True, _hit(call, entry))
+
+    def lead() -> None:
+        compute = lambda: _miss(call, key)  # noqa: E731
+        mine.append(once_across_processes(store, where, protect, found, compute, recheck))
+
     mine: list[Any] = []
-    call.state.store.flights.run(key, lambda: mine.append(_miss(call, key)), protect.lock_wait)
+    store.flights.run(key, lead, protect.lock_wait)
     if mine:
         return mine[0]
     entry = _lookup(call, key)

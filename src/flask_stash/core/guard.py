@@ -142,10 +142,6 @@ class _Job:
     last: Entry | None = None
     recheck: bool = True
 
-    @property
-    def lock_name(self) -> str:
-        return self.where.key + ":lock"  # same hash tag as the entry: same cluster slot
-
     def compute_and_save(self) -> Any:
         started = time.perf_counter()
         try:
@@ -172,54 +168,84 @@ class _Job:
         return limit is None or self.store.clock() < limit + self.protect.fail_safe
 
     def fill_across_processes(self) -> Any:
-        backend = self.store.backend
-        if not isinstance(backend, SupportsLock):
-            # Single-flight is enough in one process, but a caller that read its miss just
-            # before the previous leader stored must not compute again.
-            return self._recheck_or_compute()
-        token = uuid.uuid4().hex
-        if self._acquire(token):
-            return self._compute_holding(token)
-        return self._wait_for_holder(token)
+        found = self._found if self.recheck else _nothing
+        return once_across_processes(
+            self.store, self.where, self.protect, found, self.compute_and_save, self.recheck
+        )
 
-    def _compute_holding(self, token: str) -> Any:
+    def _found(self) -> tuple[bool, Any]:
+        entry = fresh_entry(self.store, self.where)
+        return (False, None) if entry is None else (True, entry.value)
+
+
+def _nothing() -> tuple[bool, Any]:
+    return False, None
+
+
+def once_across_processes(
+    store: Store,
+    where: Lookup,
+    protect: Protection,
+    found: Callable[[], tuple[bool, Any]],
+    compute: Callable[[], R],
+    check_first: bool = True,
+) -> R:
+    """Run ``compute`` in one process at a time, where the backend can lock.
+
+    ``found()`` says whether another process already produced the result (and returns
+    what to give the caller then). Without the lock capability, single-flight already
+    made this the only caller in the process: ``found`` is checked once, since a caller
+    may have read its miss just before the previous leader stored. With it: take the
+    lock and compute (checking ``found`` first: it may have been stored meanwhile), or
+    poll ``found`` while another process holds it, a bounded time, then compute rather
+    than hang; a lease that expires (a dead holder) is taken over.
+    """
+    if not isinstance(store.backend, SupportsLock):
+        ok, value = found() if check_first else (False, None)
+        return cast(R, value) if ok else compute()
+    lock = _Lock(store, where.key + ":lock", protect)  # same hash tag: same cluster slot
+    if lock.acquire():
+        return lock.holding(found if check_first else _nothing, compute)
+    store.stats.incr(LOCK_WAIT, where.scope)
+    deadline = store.monotonic() + protect.lock_wait
+    delay = 0.005
+    while store.monotonic() < deadline:
+        store.sleep(delay)
+        delay = min(delay * 2, 0.1)
+        ok, value = found()
+        if ok:
+            return cast(R, value)
+        if lock.acquire():  # the holder finished without storing, or died
+            return lock.holding(found, compute)
+    return compute()
+
+
+class _Lock:
+    """A backend lock with an owner token; backend failures fail open."""
+
+    def __init__(self, store: Store, name: str, protect: Protection) -> None:
+        self.store, self.name, self.lease = store, name, protect.lock_lease
+        self.token = uuid.uuid4().hex
+
+    def acquire(self) -> bool:
         try:
-            return self._recheck_or_compute()  # filled while we took the lock?
-        finally:
-            self._release(token)
-
-    def _recheck_or_compute(self) -> Any:
-        entry = fresh_entry(self.store, self.where) if self.recheck else None
-        return entry.value if entry is not None else self.compute_and_save()
-
-    def _wait_for_holder(self, token: str) -> Any:
-        """Another process computes: poll for its entry, a bounded time, then compute."""
-        store = self.store
-        store.stats.incr(LOCK_WAIT, self.where.scope)
-        deadline = store.monotonic() + self.protect.lock_wait
-        delay = 0.005
-        while store.monotonic() < deadline:
-            store.sleep(delay)
-            delay = min(delay * 2, 0.1)
-            entry = fresh_entry(store, self.where)
-            if entry is not None:
-                return entry.value
-            if self._acquire(token):  # the holder finished without storing, or died
-                return self._compute_holding(token)
-        return self.compute_and_save()
-
-    def _acquire(self, token: str) -> bool:
-        try:
-            return self.store.backend.acquire_lock(self.lock_name, token, self.protect.lock_lease)  # type: ignore[attr-defined,no-any-return]
+            return bool(self.store.backend.acquire_lock(self.name, self.token, self.lease))  # type: ignore[attr-defined]
         except BackendError as exc:
             self.store.policy.handle(exc, "lock")
-            return True  # fail open: compute without the lock rather than wait for nothing
+            return True  # compute without the lock rather than wait for nothing
 
-    def _release(self, token: str) -> None:
+    def release(self) -> None:
         try:
-            self.store.backend.release_lock(self.lock_name, token)  # type: ignore[attr-defined]
+            self.store.backend.release_lock(self.name, self.token)  # type: ignore[attr-defined]
         except BackendError as exc:
             self.store.policy.handle(exc, "unlock")  # the lease expires on its own
+
+    def holding(self, found: Callable[[], tuple[bool, Any]], compute: Callable[[], R]) -> R:
+        try:
+            ok, value = found()
+            return cast(R, value) if ok else compute()
+        finally:
+            self.release()
 
 
 def fresh_entry(store: Store, where: Lookup) -> Entry | None:
@@ -297,15 +323,15 @@ def refresh_later(job: _Job, current: Entry) -> bool:
 def _refresh(job: _Job, claim: str) -> None:
     store = job.store
     try:
-        token = uuid.uuid4().hex
-        if isinstance(store.backend, SupportsLock) and not job._acquire(token):
+        lock = _Lock(store, job.where.key + ":lock", job.protect)
+        if isinstance(store.backend, SupportsLock) and not lock.acquire():
             return  # another process refreshes it
         try:
             job.version = store.read_stored(job.where.key, job.where.version_keys)[1]
             job.compute_and_save()
         finally:
             if isinstance(store.backend, SupportsLock):
-                job._release(token)
+                lock.release()
     except Exception:
         store.stats.incr(REFRESH_ERROR, job.where.scope)
         logger.warning("background refresh of %s failed; the old value is served until it "

@@ -37,6 +37,8 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_flask.py
+	$(BIN)/python benchmarks/bench_servers.py
+	$(BIN)/python benchmarks/bench_stampede.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -416,3 +416,34 @@ def test_redis_lock_runs_the_function_once_across_stores(
     assert executions == [1]
     for store in stores:
         store.close()
+
+
+def test_views_serve_stale_and_refresh_in_the_background(clock: FakeClock) -> None:
+    from flask import Flask
+
+    from flask_stash import Cache
+
+    app = Flask(__name__)
+    cache = Cache(app, config={"CACHE_OPTIONS": {"clock": clock}, "CACHE_VIEW_X_CACHE": True})
+    executor = ManualExecutor()
+    with app.app_context():
+        cache.store.executor = executor  # type: ignore[assignment]
+    versions = iter(["v1", "v2"])
+
+    @app.get("/news")
+    @cache.cached(timeout=10, stale=30)
+    def news() -> str:
+        return next(versions)
+
+    client = app.test_client()
+    assert client.get("/news").text == "v1"
+    clock.advance(11)
+    stale = [client.get("/news") for _ in range(5)]
+    assert [r.text for r in stale] == ["v1"] * 5
+    assert {r.headers["X-Cache"] for r in stale} == {"STALE"}
+    assert len(executor.jobs) == 1  # one background re-run of the view for five requests
+    executor.run_all()
+    fresh = client.get("/news")
+    assert (fresh.text, fresh.headers["X-Cache"]) == ("v2", "HIT")
+    with pytest.raises(ValueError, match="stale"):
+        cache.cached(stale=-1)

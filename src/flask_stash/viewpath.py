@@ -9,19 +9,31 @@ the HTTP rules in :mod:`flask_stash.http` allow it.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, copy_current_request_context, request
 from werkzeug.exceptions import HTTPException
 
 from flask_stash import audit, http, responses
+from flask_stash.core.api import MISS, SupportsLock
 from flask_stash.core.engine import Lookup, find, save
 from flask_stash.core.entry import Entry
-from flask_stash.core.guard import once_across_processes
+from flask_stash.core.guard import (
+    REFRESH_ERROR,
+    STALE,
+    BackendLock,
+    Protection,
+    executor_for,
+    once_across_processes,
+)
+from flask_stash.core.stats import HIT, MISS_EVENT
 from flask_stash.protection import protection_for
 from flask_stash.signals import cache_view_hit, cache_view_miss
 from flask_stash.state import AppState
+
+logger = logging.getLogger("flask_stash")
 
 if TYPE_CHECKING:
     from flask_stash.views import CachedView
@@ -47,9 +59,12 @@ class Settings:
     cache_control: bool
     x_cache: bool
     max_buffer: int
+    protect: Protection
 
     @classmethod
-    def of(cls, options: HttpOptions, state: AppState) -> Settings:
+    def of(cls, view: CachedView, state: AppState) -> Settings:
+        options = view.http
+
         def pick(name: str) -> Any:
             value = getattr(options, name)
             return getattr(state.config, f"view_{name}") if value is None else value
@@ -59,6 +74,7 @@ class Settings:
             cache_control=pick("cache_control"),
             x_cache=pick("x_cache"),
             max_buffer=pick("max_buffer"),
+            protect=protection_for(view.overrides, state),
         )
 
 
@@ -84,7 +100,7 @@ class Call:
 def settings_for(view: CachedView, state: AppState) -> Settings:
     found: Settings | None = state.helpers.get((view, "http"))
     if found is None:
-        found = state.helpers[(view, "http")] = Settings.of(view.http, state)
+        found = state.helpers[(view, "http")] = Settings.of(view, state)
     return found
 
 
@@ -94,13 +110,47 @@ def serve(call: Call) -> Any:
         return call.run()
     key = call.key + (_user_suffix(call) if call.view.http.private else "")
     forced = call.view.forced(call.args, call.kwargs)
-    entry = None if forced else _lookup(call, key)
+    entry = None if forced else _lookup(call, key, stale_ok=call.settings.protect.stale > 0)
     if call.state.config.enable_signals:
         signal = cache_view_miss if entry is None else cache_view_hit
         signal.send(cache=call.view.cache, cache_key=call.key, args=call.args, kwargs=call.kwargs)
-    if entry is not None:
+    if entry is None:
+        return _miss_once(call, key, recheck=not forced)
+    if entry.is_fresh(call.state.store.clock()):
         return _hit(call, entry)
-    return _miss_once(call, key, recheck=not forced)
+    call.state.store.stats.incr(STALE, call.view.scope)
+    _refresh_later(call, key)
+    return _hit(call, entry, "STALE")
+
+
+def _refresh_later(call: Call, key: str) -> None:
+    """Re-run the view in the background (one refresh per key) and store its response."""
+    store, claim = call.state.store, key + ":refresh"
+    if not store.flights.try_lead(claim):
+        return
+    lock = BackendLock(store, store.backend_key(key) + ":lock", call.settings.protect)
+
+    @copy_current_request_context
+    def refresh() -> None:
+        locking = isinstance(store.backend, SupportsLock)
+        try:
+            if locking and not lock.acquire():
+                return  # another process refreshes it
+            try:
+                _miss(call, key)
+            finally:
+                if locking:
+                    lock.release()
+        except Exception:
+            store.stats.incr(REFRESH_ERROR, call.view.scope)
+            logger.warning("background refresh of %s failed", call.view.scope, exc_info=True)
+        finally:
+            store.flights.release(claim)
+
+    try:
+        executor_for(store).submit(refresh)
+    except RuntimeError:  # shutting down
+        store.flights.release(claim)
 
 
 def _miss_once(call: Call, key: str, recheck: bool) -> Any:
@@ -133,14 +183,30 @@ def _miss_once(call: Call, key: str, recheck: bool) -> Any:
     return _hit(call, entry) if entry is not None else _miss(call, key)
 
 
-def _lookup(call: Call, key: str) -> Entry | None:
-    store = call.state.store
-    entry, _ = find(store, store.backend_key(key), (), call.view.scope)
+def _lookup(call: Call, key: str, stale_ok: bool = False) -> Entry | None:
+    read = _servable if stale_ok else _fresh
+    entry = read(call, key)
     names = None if entry is None else responses.vary_of(entry.value)
     if names is not None:
-        entry, _ = find(store, store.backend_key(_variant_key(key, names)), (), call.view.scope)
+        entry = read(call, _variant_key(key, names))
     if entry is not None and call.view.stale_for(call.app, entry.value, call.args, call.kwargs):
         return None
+    return entry
+
+
+def _fresh(call: Call, key: str) -> Entry | None:
+    store = call.state.store
+    return find(store, store.backend_key(key), (), call.view.scope)[0]
+
+
+def _servable(call: Call, key: str) -> Entry | None:
+    """The entry if fresh, or stale but inside its stale window (a hit either way)."""
+    store = call.state.store
+    entry, _ = store.read_stored(store.backend_key(key))
+    if entry is MISS or not entry.is_servable(store.clock()):
+        store.stats.incr(MISS_EVENT, call.view.scope)
+        return None
+    store.stats.incr(HIT, call.view.scope)
     return entry
 
 
@@ -159,13 +225,13 @@ def _user_suffix(call: Call) -> str:
     return f":user:{who}"
 
 
-def _hit(call: Call, entry: Entry) -> Response:
+def _hit(call: Call, entry: Entry, label: str = "HIT") -> Response:
     response = responses.thaw(call.app, entry.value)  # raises a stored abort() again
     now = call.state.store.clock()
     if call.settings.cache_control:
-        http.add_freshness(response, entry.remaining(now), 0)
+        http.add_freshness(response, entry.remaining(now), call.settings.protect.stale)
     call.view.indicate_hit(response)
-    return http.finish_hit(response, request, entry.age(now), call.label("HIT"))
+    return http.finish_hit(response, request, entry.age(now), call.label(label))
 
 
 def _miss(call: Call, key: str) -> Any:
@@ -206,18 +272,19 @@ def _store(
     store = call.state.store
     http.add_validators(response, body, store.clock())
     timeout = call.view.timeout_for(value)
+    protect = call.settings.protect
     if call.settings.cache_control:
-        http.add_freshness(response, store.ttl_for(timeout), 0)
+        http.add_freshness(response, store.ttl_for(timeout), protect.stale)
     names = http.vary_names(response)
     frozen = responses.freeze(response, body)
+    scope = call.view.scope
+
+    def keep(store_key: str, value: Any) -> None:
+        where = Lookup(store.backend_key(store_key), (), scope)
+        save(store, where, value, timeout, None, stale=protect.stale, keep=protect.fail_safe)
+
     if names:
-        save(
-            store,
-            Lookup(store.backend_key(key), (), call.view.scope),
-            responses.freeze_vary(names),
-            timeout,
-            None,
-        )
+        keep(key, responses.freeze_vary(names))
         key = _variant_key(key, names)
-    save(store, Lookup(store.backend_key(key), (), call.view.scope), frozen, timeout, None)
+    keep(key, frozen)
     return names

@@ -267,6 +267,9 @@ def cached(
     cache_control: bool | None = None,
     x_cache: bool | None = None,
     stampede: bool | None = None,
+    stale: float | None = None,
+    fail_safe: float | None = None,
+    jitter: float | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Cache a view's response (or a function's result) under a request-path key.
 
@@ -277,8 +280,10 @@ def cached(
     cookie); ``query_allow``/``query_deny`` shell patterns for ``query_string`` keys
     (``query_deny=["utm_*"]``); ``honor_no_cache`` to let ``Cache-Control: no-cache``
     requests skip the cache; ``cache_control`` to add ``Cache-Control: public, max-age``;
-    ``x_cache`` to add ``X-Cache: HIT|MISS``; ``stampede=False`` to let concurrent misses
-    each run the view. See ``docs/views.md``.
+    ``x_cache`` to add ``X-Cache: HIT|MISS|STALE``; ``stampede=False`` to let concurrent
+    misses each run the view; ``stale`` seconds of stale-while-revalidate (the view re-runs
+    in the background), ``fail_safe`` and ``jitter`` (see ``docs/stampede.md``). See
+    ``docs/views.md``.
     """
     options = dict(locals())
     del options["cache"]
@@ -290,6 +295,7 @@ def cached(
         options["query_allow"] = tuple(query_allow)
     if not (isinstance(key_prefix, str) or callable(key_prefix)):
         raise TypeError(f"key_prefix must be a string or a callable, not {key_prefix!r}")
+    protection_overrides(options)  # bad values fail here
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         if not callable(fn) or isinstance(fn, type):

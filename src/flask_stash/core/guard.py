@@ -203,7 +203,7 @@ def once_across_processes(
     if not isinstance(store.backend, SupportsLock):
         ok, value = found() if check_first else (False, None)
         return cast(R, value) if ok else compute()
-    lock = _Lock(store, where.key + ":lock", protect)  # same hash tag: same cluster slot
+    lock = BackendLock(store, where.key + ":lock", protect)  # same hash tag: same cluster slot
     if lock.acquire():
         return lock.holding(found if check_first else _nothing, compute)
     store.stats.incr(LOCK_WAIT, where.scope)
@@ -220,7 +220,7 @@ def once_across_processes(
     return compute()
 
 
-class _Lock:
+class BackendLock:
     """A backend lock with an owner token; backend failures fail open."""
 
     def __init__(self, store: Store, name: str, protect: Protection) -> None:
@@ -323,7 +323,7 @@ def refresh_later(job: _Job, current: Entry) -> bool:
 def _refresh(job: _Job, claim: str) -> None:
     store = job.store
     try:
-        lock = _Lock(store, job.where.key + ":lock", job.protect)
+        lock = BackendLock(store, job.where.key + ":lock", job.protect)
         if isinstance(store.backend, SupportsLock) and not lock.acquire():
             return  # another process refreshes it
         try:

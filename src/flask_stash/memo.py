@@ -119,29 +119,6 @@ class Memo:
             return entry, None, None
         return None, (key, vkeys, spec.name, spec), version
 
-    def fast_lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
-        """:meth:`lookup` for the common case, built once per decorated function.
-
-        With no per-call option (``unless``, ``forced_update``, ``is_stale``,
-        ``make_name``), one app, signals off and the helper built, a hit is a key, one
-        read and a counter: the options' checks are skipped, not re-tested on each call.
-        """
-        state = self.cache.only_state
-        if state is None or state.config.enable_signals:
-            return self.lookup(args, kwargs)
-        spec = state.helpers.get(self)
-        if spec is None or spec.protect.watches_edge:
-            return self.lookup(args, kwargs)
-        try:
-            key = spec.key(args, kwargs)
-        except Exception:  # the full path reports it
-            return self.lookup(args, kwargs)
-        vkeys = spec.version_keys(args) if spec.per_instance else spec.function_stamp
-        entry, version = find_counted(state.store, key, vkeys, spec.hits, spec.misses)
-        if entry is not None:
-            return entry, None, None
-        return None, (key, vkeys, spec.name, spec), version
-
     def _signal(
         self, spec: MemoizedFunction, hit: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
@@ -238,15 +215,28 @@ def memoize(
     return decorate
 
 
-def _lookup_for(memo: Memo) -> Callable[..., tuple[Any, Any, Any]]:
-    plain = memo.unless is None and memo.forced_update is None and memo.is_stale is None
-    return memo.fast_lookup if plain and memo.make_name is None else memo.lookup
-
-
 def _wrapper(memo: Memo) -> Callable[..., Any]:
-    fn, lookup, compute = memo.fn, _lookup_for(memo), memo.compute
+    fn, lookup, compute, cache = memo.fn, memo.lookup, memo.compute, memo.cache
+    # Without per-call options, a hit in the one-app case is a key, one read and a
+    # counter: the options are not re-tested on every call (this is the hot path).
+    plain = memo.unless is None and memo.forced_update is None and memo.is_stale is None
+    plain = plain and memo.make_name is None
 
     def memoized(*args: Any, **kwargs: Any) -> Any:
+        state = cache.only_state
+        spec = state.helpers.get(memo) if plain and state is not None else None
+        if spec is not None and not state.config.enable_signals and spec.lean:  # type: ignore[union-attr]
+            try:
+                key = spec.key(args, kwargs)
+            except Exception:  # the full path reports it
+                key = None
+            if key is not None:
+                vkeys = spec.version_keys(args) if spec.per_instance else spec.function_stamp
+                entry, version = find_counted(state.store, key, vkeys, spec.hits, spec.misses)  # type: ignore[union-attr]
+                if entry is not None:
+                    return entry.value
+                where = (key, vkeys, spec.name, spec)
+                return compute(where, lambda: fn(*args, **kwargs), version)
         entry, where, version = lookup(args, kwargs)
         if entry is not None:
             return entry.value
@@ -256,7 +246,7 @@ def _wrapper(memo: Memo) -> Callable[..., Any]:
 
 
 def _async_wrapper(memo: Memo) -> Callable[..., Any]:
-    fn, lookup, acompute = memo.fn, _lookup_for(memo), memo.acompute
+    fn, lookup, acompute = memo.fn, memo.lookup, memo.acompute
 
     async def memoized(*args: Any, **kwargs: Any) -> Any:
         entry, where, version = lookup(args, kwargs)

@@ -36,6 +36,8 @@ class MemoizedFunction:
     ) -> None:
         self.store = store
         self.protect = protect
+        #: No stale window or early refresh: a hit is a plain read (the fast path).
+        self.lean = not protect.watches_edge
         self.fn = fn
         store.ttl_for(timeout)  # a bad timeout fails at decoration, not at the first call
         self.timeout = timeout

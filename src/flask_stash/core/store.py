@@ -111,7 +111,9 @@ class Store:
         version: bytes | None = (
             (blobs[1] or None) if len(blobs) == 2 else _joined_stamps(blobs)  # type: ignore[assignment]
         )
-        entry = self.decode(blobs[0])
+        blob = blobs[0]
+        known = self._decoded.get(id(blob))  # decode()'s memo, inlined: the hot path
+        entry = known[1] if known is not None and known[0] is blob else self.decode(blob)
         if entry is not MISS and entry.version != version:
             return MISS, version
         return entry, version

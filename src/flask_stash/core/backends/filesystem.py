@@ -1,7 +1,7 @@
 """The file-system backend: one file per key, shared by every process on the host.
 
 Layout: ``cache_dir/ab/abcd…`` where ``abcd…`` is ``hash_method(key).hexdigest()``.
-Each file is a fixed header (:data:`_HEADER`), the key, then the value. Writes go to a temp
+Each file is a fixed header, the key, then the value (see :mod:`.fsformat`). Writes go to a temp
 file in the same folder, then are renamed over the old one, so no reader ever sees half a
 value; ``add`` and locks use ``os.link``, which refuses an existing name, so they are
 atomic across processes too.
@@ -11,19 +11,38 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import math
 import os
 import stat
-import struct
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import ClassVar, Literal, NamedTuple, Protocol
+from typing import ClassVar, Literal, Protocol
 
 from flask_stash.core.api import MISS, TTL, Miss, check_ttl
 from flask_stash.core.backends.base import BaseBackend
+from flask_stash.core.backends.fsargs import _check_args, _digest_length, _make_dir
+from flask_stash.core.backends.fsformat import (
+    _CREATE,
+    _HEX,
+    _LOCK_SUFFIX,
+    _TEMP_PREFIX,
+    _decode,
+    _discard,
+    _encode,
+    _key_bytes,
+    _link,
+    _list,
+    _live,
+    _peek,
+    _shard_dirs,
+    _size,
+    _slurp,
+    _temp_name,
+    _unlink,
+    _write_all,
+)
 from flask_stash.core.errors import BackendError, ConfigurationError
 
 Clock = Callable[[], float]
@@ -35,31 +54,12 @@ class _Digest(Protocol):
 
 HashMethod = Callable[[bytes], _Digest]
 
-#: magic, format version, 3 pad bytes, expiry (Unix seconds, 0 = never), key length,
-#: value length. The lengths must add up to the file size, which catches truncation.
-_HEADER = struct.Struct("<4sB3xdIQ")
-_MAGIC = b"STSH"
-_VERSION = 1
-
-_BINARY: int = getattr(os, "O_BINARY", 0)
-_READ = os.O_RDONLY | _BINARY
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY
-_HEX = frozenset("0123456789abcdef")
-_TEMP_PREFIX = ".tmp-"
-_LOCK_SUFFIX = ".lock"
 # A temp file this old belongs to a writer that died; live writers need microseconds.
 _STALE_TEMP_NS = 3600 * 10**9
 # Other processes' writes are invisible to our estimate: recount at least this often.
 _SYNC_INTERVAL = 60.0
 # Evict down to this share of a bound, so that the next prune is not one write away.
 _KEEP = 0.9
-_temp_counter = itertools.count()
-
-
-class _Entry(NamedTuple):
-    expires: float
-    key: bytes
-    value: bytes
 
 
 class FileSystemBackend(BaseBackend):
@@ -437,191 +437,3 @@ class FileSystemBackend(BaseBackend):
         except OSError as exc:
             msg = f"cache_dir {self.cache_dir!r} is not writable: {exc}"
             raise ConfigurationError(msg) from exc
-
-
-# -- file format ----------------------------------------------------------------------------
-
-
-def _encode(key: str, value: bytes, expires: float) -> bytes:
-    if type(value) is not bytes:
-        raise TypeError(f"backend values are bytes, not {type(value).__name__}")
-    raw_key = _key_bytes(key)
-    header = _HEADER.pack(_MAGIC, _VERSION, expires, len(raw_key), len(value))
-    return b"".join((header, raw_key, value))
-
-
-def _parse_header(head: bytes, file_size: int) -> tuple[float, int] | None:
-    """(expiry, key length) from a well-formed header, else None."""
-    if len(head) < _HEADER.size:
-        return None
-    magic, version, expires, key_len, value_len = _HEADER.unpack_from(head)
-    if magic != _MAGIC or version != _VERSION or not 0 <= expires < math.inf:
-        return None
-    return (expires, key_len) if _HEADER.size + key_len + value_len == file_size else None
-
-
-def _decode(data: bytes) -> _Entry | None:
-    parsed = _parse_header(data, len(data))
-    if parsed is None:
-        return None
-    end = _HEADER.size + parsed[1]
-    return _Entry(parsed[0], data[_HEADER.size : end], data[end:])
-
-
-def _live(expires: float, now: float) -> bool:
-    return not expires or expires > now
-
-
-def _key_bytes(key: str) -> bytes:
-    if type(key) is not str:
-        raise TypeError(f"backend keys are str, not {type(key).__name__}")
-    return key.encode("utf-8", "surrogatepass")
-
-
-# -- file helpers ---------------------------------------------------------------------------
-
-
-def _slurp(path: str) -> tuple[bytes, os.stat_result] | None:
-    """Contents and stat of the file at ``path``, or None if there is none."""
-    try:
-        fd = os.open(path, _READ)
-    except FileNotFoundError:
-        return None
-    try:
-        info = os.fstat(fd)
-        data = os.read(fd, info.st_size)
-        if len(data) < info.st_size:  # short reads are legal (network file systems)
-            data += b"".join(iter(lambda: os.read(fd, 1 << 16), b""))
-        return data, info
-    finally:
-        os.close(fd)
-
-
-def _peek(path: str) -> tuple[float, bytes, os.stat_result] | None:
-    """(expiry, key, stat) without reading the value; expiry -1 for a damaged file."""
-    try:
-        fd = os.open(path, _READ)
-    except FileNotFoundError:
-        return None
-    try:
-        info = os.fstat(fd)
-        head = os.read(fd, _HEADER.size + 256)
-        parsed = _parse_header(head, info.st_size)
-        if parsed is None:
-            return -1.0, b"", info
-        key = head[_HEADER.size : _HEADER.size + parsed[1]]
-        if len(key) < parsed[1]:  # a long key: fetch the rest
-            key += os.read(fd, parsed[1] - len(key))
-        return parsed[0], key, info
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _link(source: str, target: str) -> bool:
-    """Give ``source`` the name ``target`` unless that is taken; never replaces."""
-    try:
-        os.link(source, target)
-    except (FileExistsError, FileNotFoundError):  # taken, or a clear() took our temp
-        return False
-    return True
-
-
-def _size(path: str) -> int | None:
-    try:
-        return os.stat(path).st_size
-    except FileNotFoundError:
-        return None
-
-
-def _unlink(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-def _discard(path: str) -> None:
-    # Best-effort cleanup: must not replace the error that is being raised.
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
-def _temp_name() -> str:
-    return f"{_TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{next(_temp_counter)}"
-
-
-def _list(path: str) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(path) as entries:
-            return list(entries)
-    except FileNotFoundError:
-        return []
-
-
-def _shard_dirs(path: str) -> list[os.DirEntry[str]]:
-    return [
-        item
-        for item in _list(path)
-        if len(item.name) == 2 and not set(item.name) - _HEX and item.is_dir(follow_symlinks=False)
-    ]
-
-
-# -- argument checks ------------------------------------------------------------------------
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigurationError(message)
-
-
-def _check_args(
-    threshold: int, timeout: float | None, mode: int | None, max_bytes: int | None, clock: Clock
-) -> int:
-    """Validate the constructor's plain arguments; return the file mode to use."""
-    _require(_is_int(threshold) and threshold >= 0, f"threshold {threshold!r}: not an int >= 0")
-    _require(
-        max_bytes is None or (_is_int(max_bytes) and max_bytes > 0),
-        f"max_bytes {max_bytes!r}: not a positive int or None",
-    )
-    _require(
-        timeout is None or ((_is_int(timeout) or isinstance(timeout, float)) and timeout >= 0),
-        f"default_timeout {timeout!r}: not a number >= 0 or None",
-    )
-    mode = 0o600 if mode is None else mode  # None is cachelib's default
-    _require(
-        _is_int(mode) and 0o600 <= mode <= 0o777 and mode & 0o600 == 0o600,
-        f"mode {mode!r}: not a permission int like 0o600 that lets the owner read and write",
-    )
-    _require(callable(clock), f"clock {clock!r}: not callable")
-    return mode
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _make_dir(cache_dir: object) -> str:
-    path = os.fspath(cache_dir) if isinstance(cache_dir, (str, os.PathLike)) else None
-    if not isinstance(path, str):
-        raise ConfigurationError(f"cache_dir {cache_dir!r}: not a str path")
-    path = os.path.abspath(path)
-    _require(not os.path.isfile(path), f"cache_dir {path!r} is a file, not a folder")
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot create cache_dir {path!r}: {exc}") from exc
-    return path
-
-
-def _digest_length(hash_method: object) -> int:
-    try:
-        digest = hash_method(b"flask-stash").hexdigest()  # type: ignore[operator]
-    except Exception as exc:
-        raise ConfigurationError(f"hash_method must be like hashlib.sha256: {exc}") from exc
-    ok = isinstance(digest, str) and len(digest) >= 4 and not set(digest) - _HEX
-    _require(ok, "hash_method(...).hexdigest() must return lowercase hex")
-    return len(digest)

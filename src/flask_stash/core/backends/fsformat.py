@@ -1,0 +1,167 @@
+"""The file-system backend's on-disk entry format and the small file utilities it uses.
+
+An entry file is a fixed header (:data:`_HEADER`), the key, then the value. Temp files
+(:data:`_TEMP_PREFIX`) are written first and then renamed or linked into place; lock files
+are entries named with :data:`_LOCK_SUFFIX`. See :mod:`flask_stash.core.backends.filesystem`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import os
+import struct
+import threading
+from typing import NamedTuple
+
+#: magic, format version, 3 pad bytes, expiry (Unix seconds, 0 = never), key length,
+#: value length. The lengths must add up to the file size, which catches truncation.
+_HEADER = struct.Struct("<4sB3xdIQ")
+_MAGIC = b"STSH"
+_VERSION = 1
+
+_BINARY: int = getattr(os, "O_BINARY", 0)
+_READ = os.O_RDONLY | _BINARY
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY
+_HEX = frozenset("0123456789abcdef")
+_TEMP_PREFIX = ".tmp-"
+_LOCK_SUFFIX = ".lock"
+_temp_counter = itertools.count()
+
+
+class _Entry(NamedTuple):
+    expires: float
+    key: bytes
+    value: bytes
+
+
+# -- entry format ---------------------------------------------------------------------------
+
+
+def _encode(key: str, value: bytes, expires: float) -> bytes:
+    if type(value) is not bytes:
+        raise TypeError(f"backend values are bytes, not {type(value).__name__}")
+    raw_key = _key_bytes(key)
+    header = _HEADER.pack(_MAGIC, _VERSION, expires, len(raw_key), len(value))
+    return b"".join((header, raw_key, value))
+
+
+def _parse_header(head: bytes, file_size: int) -> tuple[float, int] | None:
+    """(expiry, key length) from a well-formed header, else None."""
+    if len(head) < _HEADER.size:
+        return None
+    magic, version, expires, key_len, value_len = _HEADER.unpack_from(head)
+    if magic != _MAGIC or version != _VERSION or not 0 <= expires < math.inf:
+        return None
+    return (expires, key_len) if _HEADER.size + key_len + value_len == file_size else None
+
+
+def _decode(data: bytes) -> _Entry | None:
+    parsed = _parse_header(data, len(data))
+    if parsed is None:
+        return None
+    end = _HEADER.size + parsed[1]
+    return _Entry(parsed[0], data[_HEADER.size : end], data[end:])
+
+
+def _live(expires: float, now: float) -> bool:
+    return not expires or expires > now
+
+
+def _key_bytes(key: str) -> bytes:
+    if type(key) is not str:
+        raise TypeError(f"backend keys are str, not {type(key).__name__}")
+    return key.encode("utf-8", "surrogatepass")
+
+
+# -- file helpers ---------------------------------------------------------------------------
+
+
+def _slurp(path: str) -> tuple[bytes, os.stat_result] | None:
+    """Contents and stat of the file at ``path``, or None if there is none."""
+    try:
+        fd = os.open(path, _READ)
+    except FileNotFoundError:
+        return None
+    try:
+        info = os.fstat(fd)
+        data = os.read(fd, info.st_size)
+        if len(data) < info.st_size:  # short reads are legal (network file systems)
+            data += b"".join(iter(lambda: os.read(fd, 1 << 16), b""))
+        return data, info
+    finally:
+        os.close(fd)
+
+
+def _peek(path: str) -> tuple[float, bytes, os.stat_result] | None:
+    """(expiry, key, stat) without reading the value; expiry -1 for a damaged file."""
+    try:
+        fd = os.open(path, _READ)
+    except FileNotFoundError:
+        return None
+    try:
+        info = os.fstat(fd)
+        head = os.read(fd, _HEADER.size + 256)
+        parsed = _parse_header(head, info.st_size)
+        if parsed is None:
+            return -1.0, b"", info
+        key = head[_HEADER.size : _HEADER.size + parsed[1]]
+        if len(key) < parsed[1]:  # a long key: fetch the rest
+            key += os.read(fd, parsed[1] - len(key))
+        return parsed[0], key, info
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _link(source: str, target: str) -> bool:
+    """Give ``source`` the name ``target`` unless that is taken; never replaces."""
+    try:
+        os.link(source, target)
+    except (FileExistsError, FileNotFoundError):  # taken, or a clear() took our temp
+        return False
+    return True
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return None
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _discard(path: str) -> None:
+    # Best-effort cleanup: must not replace the error that is being raised.
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _temp_name() -> str:
+    return f"{_TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{next(_temp_counter)}"
+
+
+def _list(path: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as entries:
+            return list(entries)
+    except FileNotFoundError:
+        return []
+
+
+def _shard_dirs(path: str) -> list[os.DirEntry[str]]:
+    return [
+        item
+        for item in _list(path)
+        if len(item.name) == 2 and not set(item.name) - _HEX and item.is_dir(follow_symlinks=False)
+    ]

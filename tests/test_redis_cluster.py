@@ -11,7 +11,7 @@ from flask import Flask
 from flask_stash import Cache
 from flask_stash.backends.redis import RedisClusterCache
 from flask_stash.core.api import MISS
-from flask_stash.core.backends.redis import RedisClusterBackend
+from flask_stash.core.backends.redis_cluster import RedisClusterBackend
 from flask_stash.core.memoize import memoize
 from flask_stash.core.stats import ERROR
 from flask_stash.core.store import Store

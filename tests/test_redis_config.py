@@ -16,11 +16,9 @@ from flask_stash.core.api import (
     SupportsPublish,
     SupportsScan,
 )
-from flask_stash.core.backends.redis import (
-    RedisBackend,
-    RedisClusterBackend,
-    RedisSentinelBackend,
-)
+from flask_stash.core.backends.redis import RedisBackend
+from flask_stash.core.backends.redis_cluster import RedisClusterBackend
+from flask_stash.core.backends.redis_sentinel import RedisSentinelBackend
 from flask_stash.core.errors import ConfigurationError
 
 

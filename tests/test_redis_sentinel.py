@@ -12,7 +12,7 @@ from flask import Flask
 from flask_stash import Cache
 from flask_stash.backends.redis import RedisSentinelCache
 from flask_stash.core.api import MISS
-from flask_stash.core.backends.redis import RedisSentinelBackend
+from flask_stash.core.backends.redis_sentinel import RedisSentinelBackend
 from flask_stash.core.stats import ERROR
 from flask_stash.core.store import Store
 from flask_stash.testing import BackendContract, FakeClock

@@ -141,7 +141,7 @@ class RedisSentinelCache(_RedisFamily):
         ignore_delete_many_errors: bool = False,
         **kwargs: Any,
     ) -> None:
-        from flask_stash.core.backends.redis import RedisSentinelBackend
+        from flask_stash.core.backends.redis_sentinel import RedisSentinelBackend
 
         url = kwargs.pop("url", None)
         watchers = {k[9:]: kwargs.pop(k) for k in list(kwargs) if k.startswith("sentinel_")}
@@ -193,7 +193,7 @@ class RedisClusterCache(_RedisFamily):
         ignore_delete_many_errors: bool = False,
         **kwargs: Any,
     ) -> None:
-        from flask_stash.core.backends.redis import RedisClusterBackend
+        from flask_stash.core.backends.redis_cluster import RedisClusterBackend
 
         url = kwargs.pop("url", None) or kwargs.pop("redis_url", None) or None
         kwargs.pop("redis_url", None)  # when both were given, ``url`` (CACHE_URL) wins

@@ -19,8 +19,8 @@ REGISTRY: dict[str, str] = {
     "filesystem": "flask_stash.core.backends.filesystem:FileSystemBackend",
     "null": "flask_stash.core.backends.null:NullBackend",
     "redis": "flask_stash.core.backends.redis:RedisBackend",
-    "redis-sentinel": "flask_stash.core.backends.redis:RedisSentinelBackend",
-    "redis-cluster": "flask_stash.core.backends.redis:RedisClusterBackend",
+    "redis-sentinel": "flask_stash.core.backends.redis_sentinel:RedisSentinelBackend",
+    "redis-cluster": "flask_stash.core.backends.redis_cluster:RedisClusterBackend",
     "memcached": "flask_stash.core.backends.memcached:MemcachedBackend",
 }
 

@@ -1,6 +1,8 @@
-"""Redis backends on redis-py: one server, a Sentinel-managed master, or a Redis Cluster.
+"""The Redis backend for one server, and the command base all Redis backends share.
 
-Valkey speaks the same protocol: ``valkey://`` URLs are accepted as ``redis://``.
+The Sentinel and Cluster variants live in ``redis_sentinel`` and ``redis_cluster``, URL
+parsing in ``redis_urls``. Valkey speaks the same protocol: ``valkey://`` URLs are
+accepted as ``redis://``.
 Construction never touches the network (an app must boot while Redis is down); a wrong
 password, a refused connection or a timeout surfaces at use time as ``BackendError``.
 """
@@ -10,13 +12,12 @@ from __future__ import annotations
 import inspect
 import math
 import re
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, Literal, NoReturn, TypeVar, cast
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask_stash.core.api import MISS, TTL, Miss, check_ttl
 from flask_stash.core.backends.base import BaseBackend
+from flask_stash.core.backends.redis_urls import _single_url
 from flask_stash.core.errors import BackendError, ConfigurationError
 from flask_stash.core.lazy import require
 
@@ -24,12 +25,9 @@ try:
     import redis
     from redis.backoff import NoBackoff
     from redis.client import PubSub
-    from redis.cluster import REDIS_ALLOWED_KEYS, ClusterNode, RedisCluster
-    from redis.connection import URL_QUERY_ARGUMENT_PARSERS, parse_url
-    from redis.crc import key_slot
+    from redis.cluster import RedisCluster
     from redis.exceptions import RedisClusterException, RedisError, ResponseError
     from redis.retry import Retry
-    from redis.sentinel import Sentinel
 except ImportError:  # pragma: no cover - depends on what is installed
     require("redis", extra="redis")  # raises MissingDependencyError naming the extra
     raise
@@ -52,19 +50,7 @@ return 0
 """
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 _REDIS_PARAMS = frozenset(inspect.signature(redis.Redis.__init__).parameters) - {"self"}
-_SENTINEL_PARAMS = _REDIS_PARAMS - {"host", "port", "connection_pool", "unix_socket_path"}
-_CLUSTER_PARAMS = (
-    frozenset(inspect.signature(RedisCluster.__init__).parameters) | frozenset(REDIS_ALLOWED_KEYS)
-) - {"self", "kwargs", "host", "port", "url", "startup_nodes"}
 _NATIVE_ERRORS = (RedisError, RedisClusterException, OSError)
-
-
-def _truthy(value: str) -> bool:
-    return value.lower() in ("1", "true", "yes", "on")
-
-
-# Query values redis-py does not parse itself; other unknown names are rejected later.
-_EXTRA_QUERY_PARSERS = {"ssl": _truthy, "read_from_replicas": _truthy}
 
 
 C = TypeVar("C", redis.Redis, RedisCluster)
@@ -242,120 +228,6 @@ class RedisBackend(RedisCommands[redis.Redis]):
             self._client = _new_client({**address, **_single_url(url)}, options)
 
 
-class RedisSentinelBackend(RedisBackend):
-    """A Redis master found through Sentinel; follows failovers by itself.
-
-    ``url``: ``redis+sentinel://[[user]:password@]h1:p1,h2:p2/service[/db][?option=value]``
-    (``rediss+sentinel://`` for TLS to the data nodes; ``sentinel_password``, ``db`` and
-    ``read_from_replicas`` may be query options). Otherwise ``sentinels`` (``[(host, port)]``
-    or ``"h1:p1,h2:p2"``) and ``service`` (the master's name). ``password`` is the data
-    nodes', ``sentinel_password`` the sentinels'; ``sentinel_options`` go to the sentinel
-    clients only. Writes go to the master. ``read_from_replicas=True`` sends ``get`` and
-    ``get_many`` to replicas: it offloads the master, but a read right after a write may
-    miss it (replication is asynchronous), so it is off by default.
-    """
-
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        sentinels: str | Sequence[Any] | None = None,
-        service: str = "mymaster",
-        password: str | None = None,
-        sentinel_password: str | None = None,
-        db: int = 0,
-        read_from_replicas: bool = False,
-        namespace: str = "",
-        sentinel_options: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> None:
-        self.namespace = _namespace(namespace)
-        hosts = _hosts(sentinels or "127.0.0.1:26379", 26379)  # Flask-Caching's default
-        settings = {
-            "service": service,
-            "db": db,
-            "password": password,
-            "sentinel_password": sentinel_password,
-            "read_from_replicas": read_from_replicas,
-        }
-        if url is not None:
-            hosts, url_settings, url_options = _sentinel_url(url)
-            settings.update(url_settings)
-            options = {**url_options, **options}
-        self.sentinel = _sentinel(hosts, settings, options, sentinel_options or {})
-        service = str(settings["service"])
-        self._client = self.sentinel.master_for(service)  # type: ignore[no-untyped-call]
-        if settings["read_from_replicas"]:
-            self._reader = self.sentinel.slave_for(service)  # type: ignore[no-untyped-call]
-
-    def close(self) -> None:
-        """Disconnect from the master, the replicas and the sentinels."""
-        for client in (self._client, self._reader, *self.sentinel.sentinels):
-            if client is not None:
-                client.close()
-
-
-class RedisClusterBackend(RedisCommands[RedisCluster]):
-    """A Redis Cluster through redis-py's ``RedisCluster``.
-
-    ``url``: ``redis+cluster://[[user]:password@]h1:p1,h2:p2[?option=value]``
-    (``rediss+cluster://`` for TLS; a plain ``redis://host:port`` names one seed), or
-    ``startup_nodes`` (``["h1:p1", ("h2", p2)]`` or ``"h1:p1,h2:p2"``). No seed is a
-    :class:`ConfigurationError`. The cluster's topology is fetched on first use, not here.
-
-    ``get_many`` on keys of one slot is one ``MGET``; the engine's memoize keys share a
-    ``{...}`` hash tag, so a memoize hit is one round trip. Keys spanning slots are fetched
-    per slot in a pipeline, in order. ``clear()`` scans every primary.
-    """
-
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        startup_nodes: str | Sequence[Any] | None = None,
-        password: str | None = None,
-        namespace: str = "",
-        **options: Any,
-    ) -> None:
-        self.namespace = _namespace(namespace)
-        nodes = _hosts(startup_nodes, 6379) if startup_nodes else []
-        if url is not None:
-            nodes, path, url_options = _hosts_url(url, _CLUSTER_SCHEMES, 6379)
-            if path and path != ["0"]:
-                raise ConfigurationError(f"Redis Cluster has database 0 only: {url!r}")
-            password = url_options.pop("password", password)
-            options = {**url_options, **options}
-        if not nodes:
-            raise ConfigurationError("RedisClusterBackend needs at least one startup node")
-        kwargs = _checked(_CLUSTER_PARAMS, {**DEFAULT_TIMEOUTS, **options}, type(self).__name__)
-        kwargs.setdefault("retry", _retry())
-        kwargs["password"] = password
-        self._nodes = [ClusterNode(host, port) for host, port in nodes]  # type: ignore[no-untyped-call]
-        self._kwargs = kwargs
-        self._connect_lock = threading.Lock()
-
-    def _connect(self) -> RedisCluster:
-        # Built on first use: RedisCluster() fetches the topology, which must not block
-        # (or fail) app start-up while the cluster is down. A failure is retried next time.
-        with self._connect_lock:
-            if self._client is None:
-                self._client = RedisCluster(startup_nodes=self._nodes, **self._kwargs)
-            return self._client
-
-    def _mget(self, keys: list[str]) -> list[Any]:
-        cluster = self.client
-        slot = key_slot(keys[0].encode())
-        if all(key_slot(key.encode()) == slot for key in keys[1:]):
-            return cluster.mget(keys)  # one slot: one MGET on one node
-        return cluster.mget_nonatomic(keys)  # per-slot MGETs, results in input order
-
-    def close(self) -> None:
-        with self._connect_lock:
-            cluster, self._client = self._client, None
-        if cluster is not None:
-            cluster.close()
-
-
 class Subscription:
     """Messages published on one channel; iterating blocks until the next one."""
 
@@ -390,127 +262,6 @@ class Subscription:
 
 
 # -- construction helpers ------------------------------------------------------------------
-
-_SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True, "valkey+sentinel": False}
-_CLUSTER_SCHEMES = {
-    "redis+cluster": False,
-    "rediss+cluster": True,
-    "valkey+cluster": False,
-    "redis": False,
-    "rediss": True,
-    "valkey": False,
-}
-
-
-def _sentinel(
-    hosts: list[tuple[str, int]],
-    settings: Mapping[str, Any],
-    options: Mapping[str, Any],
-    sentinel_options: Mapping[str, Any],
-) -> Sentinel:
-    kwargs = _checked(_SENTINEL_PARAMS, _defaults(options), "RedisSentinelBackend")
-    kwargs.update(db=settings["db"], password=settings["password"])
-    # The sentinels get the same short timeouts and single retry, and their own password.
-    watchers = {**DEFAULT_TIMEOUTS, "retry": _retry(), "password": settings["sentinel_password"]}
-    watchers = _checked(_REDIS_PARAMS, {**watchers, **sentinel_options}, "sentinel_options")
-    return Sentinel(hosts, sentinel_kwargs=watchers, **kwargs)  # type: ignore[no-untyped-call]
-
-
-def _single_url(url: str | None) -> dict[str, Any]:
-    """Options from a single-server URL (``redis://``, ``rediss://``, ``unix://``...)."""
-    if url is None:
-        return {}
-    scheme, _, rest = url.partition("://")
-    scheme = {"valkey": "redis", "valkeys": "rediss"}.get(scheme, scheme)
-    if not rest or scheme not in ("redis", "rediss", "unix"):
-        raise ConfigurationError(f"not a Redis URL (redis://, rediss://, unix://): {url!r}")
-    try:
-        path = urlsplit(url).path.strip("/")
-        options: dict[str, Any] = parse_url(f"{scheme}://{rest}")  # type: ignore[no-untyped-call]
-    except ValueError as exc:
-        raise ConfigurationError(f"malformed Redis URL {url!r}: {exc}") from None
-    if scheme != "unix" and path and not path.isdigit():
-        raise ConfigurationError(f"the path of a Redis URL is a database number: {url!r}")
-    options.pop("connection_class", None)  # redis.Redis takes ssl= / unix_socket_path=
-    if scheme == "rediss":
-        options["ssl"] = True
-    if scheme == "unix":
-        options["unix_socket_path"] = options.pop("path", None)
-    return options
-
-
-def _sentinel_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any], dict[str, Any]]:
-    """``(sentinels, settings, client options)`` from a ``redis+sentinel://`` URL."""
-    hosts, path, options = _hosts_url(url, _SENTINEL_SCHEMES, 26379)
-    names = ("service", "db", "password", "sentinel_password", "read_from_replicas")
-    settings = {name: options.pop(name) for name in names if name in options}
-    if path:
-        settings["service"] = path[0]
-    if len(path) > 1:
-        settings["db"] = _int(path[1], "the database number")
-    if len(path) > 2:
-        raise ConfigurationError(f"a Sentinel URL's path is /service[/db]: {url!r}")
-    return hosts, settings, options
-
-
-def _hosts_url(
-    url: str, schemes: Mapping[str, bool], default_port: int
-) -> tuple[list[tuple[str, int]], list[str], dict[str, Any]]:
-    """``scheme://[[user]:password@]h1:p1,h2:p2[/path][?query]`` as hosts, path, options."""
-    try:
-        parts = urlsplit(url)
-        query = parse_qs(parts.query, strict_parsing=bool(parts.query))
-    except ValueError as exc:
-        raise ConfigurationError(f"malformed Redis URL {url!r}: {exc}") from None
-    if parts.scheme not in schemes or not url.startswith(f"{parts.scheme}://"):
-        known = ", ".join(f"{scheme}://" for scheme in schemes)
-        raise ConfigurationError(f"unsupported Redis URL {url!r}; expected {known}")
-    userinfo, _, hostlist = parts.netloc.rpartition("@")
-    username, _, password = (unquote(part) for part in userinfo.partition(":"))
-    options = {name: _query_value(name, values[-1]) for name, values in query.items()}
-    options.update({k: v for k, v in (("username", username), ("password", password)) if v})
-    if schemes[parts.scheme]:
-        options["ssl"] = True
-    path = [unquote(segment) for segment in parts.path.split("/") if segment]
-    return _hosts(hostlist, default_port), path, options
-
-
-def _query_value(name: str, value: str) -> Any:
-    known = cast("Callable[[str], Any] | None", URL_QUERY_ARGUMENT_PARSERS.get(name))
-    parser = known or _EXTRA_QUERY_PARSERS.get(name)
-    if parser is None:
-        return value  # an unknown name is rejected with the other options
-    try:
-        return parser(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"invalid value for {name!r} in a Redis URL: {value!r}") from None
-
-
-def _hosts(spec: str | Sequence[Any], default_port: int) -> list[tuple[str, int]]:
-    """``"h1:p1,h2"``, ``["h1:p1"]`` or ``[("h1", p1)]`` as ``[(host, port)]``."""
-    items: Iterable[Any] = spec.split(",") if isinstance(spec, str) else spec
-    hosts = []
-    for item in items:
-        if isinstance(item, str):
-            if item.strip():
-                hosts.append(_host_port(item.strip(), default_port))
-        else:
-            host, port = item
-            hosts.append((str(host), _int(port, "a port")))
-    if not hosts:
-        raise ConfigurationError(f"no Redis host given in {spec!r}")
-    return hosts
-
-
-def _host_port(item: str, default_port: int) -> tuple[str, int]:
-    if item.startswith("["):  # IPv6: [::1]:6379
-        host, _, rest = item[1:].partition("]")
-        port = rest.removeprefix(":")
-    elif item.count(":") == 1:
-        host, _, port = item.partition(":")
-    else:
-        host, port = item, ""
-    return host, _int(port, "a port") if port else default_port
 
 
 def _new_client(address: dict[str, Any], options: Mapping[str, Any]) -> redis.Redis:
@@ -555,13 +306,6 @@ def _namespace(namespace: object) -> str:
     if not isinstance(namespace, str):
         raise ConfigurationError(f"namespace must be a str, not {type(namespace).__name__}")
     return namespace
-
-
-def _int(value: str | int, what: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"{what} must be an integer, not {value!r}") from None
 
 
 # -- small runtime helpers -----------------------------------------------------------------
@@ -609,8 +353,6 @@ def _raise_backend_error(operation: str, exc: BaseException) -> NoReturn:
 
 __all__ = [
     "RedisBackend",
-    "RedisClusterBackend",
     "RedisCommands",
-    "RedisSentinelBackend",
     "Subscription",
 ]

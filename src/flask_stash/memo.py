@@ -222,17 +222,31 @@ def _wrapper(memo: Memo) -> Callable[..., Any]:
     plain = memo.unless is None and memo.forced_update is None and memo.is_stale is None
     plain = plain and memo.make_name is None
 
-    def memoized(*args: Any, **kwargs: Any) -> Any:
+    bound: list[Any] = [None, None]  # (app state, its helper) once the fast path applies
+
+    def fast_spec() -> MemoizedFunction | None:
         state = cache.only_state
-        spec = state.helpers.get(memo) if plain and state is not None else None
-        if spec is not None and not state.config.enable_signals and spec.lean:  # type: ignore[union-attr]
+        if state is bound[0]:
+            known: MemoizedFunction | None = bound[1]
+            return known
+        if not plain or state is None or state.config.enable_signals:
+            return None
+        spec: MemoizedFunction | None = state.helpers.get(memo)
+        if spec is None or not spec.lean:
+            return None
+        bound[:] = [state, spec]
+        return spec
+
+    def memoized(*args: Any, **kwargs: Any) -> Any:
+        spec = bound[1] if cache.only_state is bound[0] else fast_spec()
+        if spec is not None:
             try:
                 key = spec.key(args, kwargs)
             except Exception:  # the full path reports it
                 key = None
             if key is not None:
                 vkeys = spec.version_keys(args) if spec.per_instance else spec.function_stamp
-                entry, version = find_counted(state.store, key, vkeys, spec.hits, spec.misses)  # type: ignore[union-attr]
+                entry, version = find_counted(spec.store, key, vkeys, spec.hits, spec.misses)
                 if entry is not None:
                     return entry.value
                 where = (key, vkeys, spec.name, spec)

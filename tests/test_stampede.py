@@ -447,3 +447,106 @@ def test_views_serve_stale_and_refresh_in_the_background(clock: FakeClock) -> No
     assert (fresh.text, fresh.headers["X-Cache"]) == ("v2", "HIT")
     with pytest.raises(ValueError, match="stale"):
         cache.cached(stale=-1)
+
+
+# -- coroutines -------------------------------------------------------------------------
+
+
+def test_async_misses_compute_once_per_loop() -> None:
+    import asyncio
+
+    store = Store(MemoryBackend())
+    executions: list[int] = []
+
+    @memoize(store, 60)
+    async def slow(x: int) -> int:
+        executions.append(x)
+        await asyncio.sleep(0.01)  # yields: the other 31 callers arrive meanwhile
+        return x * 2
+
+    async def main() -> list[int]:
+        return await asyncio.gather(*(slow(21) for _ in range(CALLERS)))
+
+    assert asyncio.run(main()) == [42] * CALLERS
+    assert executions == [21]
+
+
+def test_async_waits_for_another_process_holding_the_lock(
+    shared_dir: Path, clock: FakeClock
+) -> None:
+    import asyncio
+
+    from flask_stash.core.guard import aget_or_compute
+
+    holder, waiter = fs_store(shared_dir, clock), fs_store(shared_dir, clock)
+    lock = holder.backend_key("report") + ":lock"
+    assert holder.backend.acquire_lock(lock, "holder", 30)  # type: ignore[attr-defined]
+    polls: list[float] = []
+    original_sleep = asyncio.sleep
+
+    async def fake_sleep(seconds: float) -> None:
+        polls.append(seconds)
+        clock.advance(seconds)
+        if len(polls) == 2:
+            holder.set("report", "from the holder", 60)
+        await original_sleep(0)
+
+    async def compute() -> str:
+        return "computed twice!"
+
+    async def main() -> str:
+        asyncio.sleep = fake_sleep  # type: ignore[assignment]
+        try:
+            return await aget_or_compute(waiter, "report", compute, 60)
+        finally:
+            asyncio.sleep = original_sleep
+
+    assert asyncio.run(main()) == "from the holder"
+
+
+def test_async_stale_window_refreshes_in_a_task(clock: FakeClock) -> None:
+    import asyncio
+
+    store = Store(MemoryBackend(clock=clock), clock=clock)
+    versions = iter(["v1", "v2"])
+
+    @memoize(store, 10, protect=Protection(stale=30))
+    async def page() -> str:
+        return next(versions)
+
+    async def main() -> list[str]:
+        first = await page()
+        clock.advance(11)
+        stale = await page()  # served at once; the refresh runs as a task
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return [first, stale, await page()]
+
+    assert asyncio.run(main()) == ["v1", "v1", "v2"]
+    assert store.stats.get("stale_serves") == 1
+
+
+def test_async_forced_update_recomputes_even_when_fresh() -> None:
+    import asyncio
+
+    from flask import Flask
+
+    from flask_stash import Cache
+
+    app = Flask(__name__)
+    cache = Cache(app)
+    force = {"on": False}
+    runs: list[int] = []
+
+    @cache.memoize(timeout=60, forced_update=lambda: force["on"])
+    async def value() -> int:
+        runs.append(1)
+        return len(runs)
+
+    async def main() -> list[int]:
+        with app.app_context():
+            first, again = await value(), await value()
+            force["on"] = True
+            return [first, again, await value()]
+
+    assert asyncio.run(main()) == [1, 1, 2]

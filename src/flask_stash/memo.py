@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 from flask_stash.calls import condition, join_generator, source_hash, staleness
 from flask_stash.config import normalize_timeout
 from flask_stash.core.engine import Lookup, find_counted
-from flask_stash.core.guard import afill, fill, serve
+from flask_stash.core.guard import afill, aserve, fill, serve
 from flask_stash.core.keys import qualified_name
 from flask_stash.core.memoize import MemoizedFunction
 from flask_stash.protection import protection_for, protection_overrides
@@ -149,11 +149,13 @@ class Memo:
             return await run()
         state = self.cache.only_state or self.cache.state()
         spec: MemoizedFunction = where[3]
-        timeout = self.wrapper.cache_timeout
-        stamp = None if version is _EDGE or version is _FORCED else version
-        return await afill(
-            state.store, Lookup(*where[:3]), run, timeout, stamp, spec.protect, self.storable
-        )
+        timeout, lookup = self.wrapper.cache_timeout, Lookup(*where[:3])
+        if version is _EDGE:
+            return await aserve(state.store, lookup, run, timeout, spec.protect, self.storable)
+        if version is _FORCED:  # forced_update / is_stale: recompute even if fresh
+            return await afill(state.store, lookup, run, timeout, None, spec.protect,
+                               self.storable, recheck=False)  # fmt: skip
+        return await afill(state.store, lookup, run, timeout, version, spec.protect, self.storable)
 
     def storable(self, value: Any) -> bool:
         if value is None and not self.cache_none:

@@ -17,13 +17,14 @@ together.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -141,20 +142,34 @@ class _Job:
     cache_if: Callable[[Any], bool] | None
     last: Entry | None = None
     recheck: bool = True
+    is_async: bool = False
 
     def compute_and_save(self) -> Any:
         started = time.perf_counter()
         try:
             value = self.compute()
         except Exception:
-            if self._fail_safe_allows():
-                self.store.stats.incr(FAIL_SAFE, self.where.scope)
-                logger.warning("serving the last good value of %s: recomputing it failed",
-                               self.where.scope or self.where.key, exc_info=True)  # fmt: skip
-                return self.last.value  # type: ignore[union-attr]
-            raise
+            return self._last_good()
         self.save(value, time.perf_counter() - started)
         return value
+
+    async def acompute_and_save(self) -> Any:
+        started = time.perf_counter()
+        try:
+            value = await self.compute()
+        except Exception:
+            return self._last_good()
+        self.save(value, time.perf_counter() - started)
+        return value
+
+    def _last_good(self) -> Any:
+        """In an ``except`` block: the fail-safe value, or re-raise the computation's error."""
+        if not self._fail_safe_allows():
+            raise  # the exception the caller is handling
+        self.store.stats.incr(FAIL_SAFE, self.where.scope)
+        logger.warning("serving the last good value of %s: recomputing it failed",
+                       self.where.scope or self.where.key, exc_info=True)  # fmt: skip
+        return self.last.value  # type: ignore[union-attr]
 
     def save(self, value: Any, cost: float) -> None:
         save(self.store, self.where, value, _jittered(self.store, self.timeout, self.protect),
@@ -207,17 +222,53 @@ def once_across_processes(
     if lock.acquire():
         return lock.holding(found if check_first else _nothing, compute)
     store.stats.incr(LOCK_WAIT, where.scope)
-    deadline = store.monotonic() + protect.lock_wait
-    delay = 0.005
-    while store.monotonic() < deadline:
+    for delay in _polls(store, protect):
         store.sleep(delay)
-        delay = min(delay * 2, 0.1)
         ok, value = found()
         if ok:
             return cast(R, value)
         if lock.acquire():  # the holder finished without storing, or died
             return lock.holding(found, compute)
     return compute()
+
+
+async def aonce_across_processes(
+    store: Store,
+    where: Lookup,
+    protect: Protection,
+    found: Callable[[], tuple[bool, Any]],
+    compute: Callable[[], Awaitable[R]],
+) -> R:
+    """:func:`once_across_processes` for coroutines: waiting yields to the event loop."""
+    if not isinstance(store.backend, SupportsLock):
+        ok, value = found()
+        return cast(R, value) if ok else await compute()
+    lock = BackendLock(store, where.key + ":lock", protect)
+    if not lock.acquire():
+        store.stats.incr(LOCK_WAIT, where.scope)
+        for delay in _polls(store, protect):
+            await asyncio.sleep(delay)
+            ok, value = found()
+            if ok:
+                return cast(R, value)
+            if lock.acquire():
+                break
+        else:
+            return await compute()
+    try:
+        ok, value = found()
+        return cast(R, value) if ok else await compute()
+    finally:
+        lock.release()
+
+
+def _polls(store: Store, protect: Protection) -> Iterator[float]:
+    """Delays between looks at another process's work: doubling, bounded in total."""
+    deadline = store.monotonic() + protect.lock_wait
+    delay = 0.005
+    while store.monotonic() < deadline:
+        yield delay
+        delay = min(delay * 2, 0.1)
 
 
 class BackendLock:
@@ -278,22 +329,29 @@ def serve(
 ) -> R:
     """A cached value with stale-while-revalidate, early refresh and fail-safe applied."""
     entry, version = store.read_stored(where.key, where.version_keys)
-    now = store.clock()
     job = _Job(store, where, compute, timeout, version, protect, cache_if)
     if entry is not MISS:
-        if entry.is_fresh(now):
-            store.stats.incr(HIT_COUNT, where.scope)
-            if protect.early_refresh and _xfetch(entry, now, protect.early_refresh):
-                store.stats.incr(EARLY, where.scope)
-                refresh_later(job, entry)
-            return cast(R, entry.value)
-        if entry.is_servable(now):
-            store.stats.incr(STALE, where.scope)
-            refresh_later(job, entry)
+        if _edge(store, job, entry, store.clock()):
             return cast(R, entry.value)
         job.last = entry
     store.stats.incr(MISS_COUNT, where.scope)
     return fill(store, where, compute, timeout, version, protect, cache_if, job.last)
+
+
+def _edge(store: Store, job: _Job, entry: Entry, now: float) -> bool:
+    """Whether ``entry`` is served (fresh, or stale in its window); schedules refreshes."""
+    where, protect = job.where, job.protect
+    if entry.is_fresh(now):
+        store.stats.incr(HIT_COUNT, where.scope)
+        if protect.early_refresh and _xfetch(entry, now, protect.early_refresh):
+            store.stats.incr(EARLY, where.scope)
+            refresh_later(job, entry)
+        return True
+    if entry.is_servable(now):
+        store.stats.incr(STALE, where.scope)
+        refresh_later(job, entry)
+        return True
+    return False
 
 
 def _xfetch(entry: Entry, now: float, beta: float) -> bool:
@@ -313,31 +371,65 @@ def refresh_later(job: _Job, current: Entry) -> bool:
         return False
     job.last = current
     try:
-        executor_for(store).submit(_refresh, job, claim)
-    except RuntimeError:  # the pool is shutting down (interpreter exit)
+        if job.is_async:
+            task = asyncio.get_running_loop().create_task(_arefresh(job, claim))
+            _tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(_tasks.discard)
+        else:
+            executor_for(store).submit(_refresh, job, claim)
+    except RuntimeError:  # shutting down, or no running loop
         store.flights.release(claim)
         return False
     return True
 
 
+_tasks: set[asyncio.Task[None]] = set()
+
+
 def _refresh(job: _Job, claim: str) -> None:
-    store = job.store
+    lock = _refresh_lock(job)
     try:
-        lock = BackendLock(store, job.where.key + ":lock", job.protect)
-        if isinstance(store.backend, SupportsLock) and not lock.acquire():
+        if lock is not None and not lock.acquire():
             return  # another process refreshes it
         try:
-            job.version = store.read_stored(job.where.key, job.where.version_keys)[1]
+            job.version = job.store.read_stored(job.where.key, job.where.version_keys)[1]
             job.compute_and_save()
         finally:
-            if isinstance(store.backend, SupportsLock):
+            if lock is not None:
                 lock.release()
     except Exception:
-        store.stats.incr(REFRESH_ERROR, job.where.scope)
-        logger.warning("background refresh of %s failed; the old value is served until it "
-                       "expires", job.where.scope or job.where.key, exc_info=True)  # fmt: skip
+        _refresh_failed(job)
     finally:
-        store.flights.release(claim)
+        job.store.flights.release(claim)
+
+
+async def _arefresh(job: _Job, claim: str) -> None:
+    lock = _refresh_lock(job)
+    try:
+        if lock is not None and not lock.acquire():
+            return
+        try:
+            job.version = job.store.read_stored(job.where.key, job.where.version_keys)[1]
+            await job.acompute_and_save()
+        finally:
+            if lock is not None:
+                lock.release()
+    except Exception:
+        _refresh_failed(job)
+    finally:
+        job.store.flights.release(claim)
+
+
+def _refresh_lock(job: _Job) -> BackendLock | None:
+    if not isinstance(job.store.backend, SupportsLock):
+        return None
+    return BackendLock(job.store, job.where.key + ":lock", job.protect)
+
+
+def _refresh_failed(job: _Job) -> None:
+    job.store.stats.incr(REFRESH_ERROR, job.where.scope)
+    logger.warning("background refresh of %s failed; the old value is served until it "
+                   "expires", job.where.scope or job.where.key, exc_info=True)  # fmt: skip
 
 
 # -- get-or-compute --------------------------------------------------------------------------
@@ -379,10 +471,13 @@ async def aget_or_compute(
 ) -> R:
     """:func:`get_or_compute` for a coroutine function: ``compute()`` is awaited.
 
-    Concurrent misses in one event loop await one computation. (The cross-process lock
-    and the stale window apply to synchronous callers only, in this release.)
+    The same protection applies: one computation per key (per event loop, and across
+    processes where the backend can lock), the stale window and early refresh (the
+    refresh runs as a task on the running loop), fail-safe and jitter.
     """
     where = key if isinstance(key, Lookup) else Lookup.of(store, key)
+    if protect.watches_edge:
+        return await aserve(store, where, compute, timeout, protect, cache_if)
     entry, version = find(store, *where)
     if entry is not None:
         return cast(R, entry.value)
@@ -397,17 +492,38 @@ async def afill(
     version: bytes | None,
     protect: Protection = DEFAULT,
     cache_if: Callable[[R], bool] | None = None,
+    last: Entry | None = None,
+    *,
+    recheck: bool = True,
 ) -> R:
-    """:func:`fill` for coroutines: one computation per key and event loop."""
-
-    async def compute_and_save() -> R:
-        started = time.perf_counter()
-        value = await compute()
-        job = _Job(store, where, lambda: value, timeout, version, protect, cache_if)
-        job.save(value, time.perf_counter() - started)
-        return value
-
+    """:func:`fill` for coroutines."""
+    job = _Job(store, where, compute, timeout, version, protect, cache_if, last, recheck, True)
     if not protect.single_flight:
-        return await compute_and_save()
-    value, _ = await store.async_flights.run(where.key, compute_and_save, protect.lock_wait)
+        return cast(R, await job.acompute_and_save())
+    found = job._found if recheck else _nothing
+
+    async def lead() -> R:
+        return await aonce_across_processes(store, where, protect, found, job.acompute_and_save)
+
+    value, _ = await store.async_flights.run(where.key, lead, protect.lock_wait)
     return value
+
+
+async def aserve(
+    store: Store,
+    where: Lookup,
+    compute: Callable[[], Awaitable[R]],
+    timeout: Timeout,
+    protect: Protection,
+    cache_if: Callable[[R], bool] | None = None,
+) -> R:
+    """:func:`serve` for coroutines."""
+    entry, version = store.read_stored(where.key, where.version_keys)
+    job = _Job(store, where, compute, timeout, version, protect, cache_if, is_async=True)
+    if entry is not MISS:
+        served = _edge(store, job, entry, store.clock())
+        if served:
+            return cast(R, entry.value)
+        job.last = entry
+    store.stats.incr(MISS_COUNT, where.scope)
+    return await afill(store, where, compute, timeout, version, protect, cache_if, job.last)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection
 from typing import Any, ParamSpec, TypeVar, cast
 
 from flask_stash.core.engine import Lookup, find_counted
-from flask_stash.core.guard import DEFAULT, Protection, afill, fill, serve
+from flask_stash.core.guard import DEFAULT, Protection, afill, aserve, fill, serve
 from flask_stash.core.keys import CallKey, HashMethod, encode, qualified_name
 from flask_stash.core.stats import HIT, MISS_EVENT
 from flask_stash.core.store import Store, Timeout
@@ -190,6 +190,10 @@ def _async_wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
     async def memoized(*args: Any, **kwargs: Any) -> Any:
         bkey = key(args, kwargs)
         vkeys = stamps(args) if per_instance else function_stamp
+        if not spec.lean:
+            where = Lookup(bkey, vkeys, scope)
+            run = lambda: fn(*args, **kwargs)  # noqa: E731
+            return await aserve(store, where, run, spec.timeout, protect, spec.cache_if)
         entry, version = find_counted(store, bkey, vkeys, hits, misses)
         if entry is not None:
             return entry.value

@@ -283,7 +283,10 @@ class FileSystemBackend(BaseBackend):
                 os.close(fd)
             if self._chmod:
                 os.chmod(tmp, self.mode)
-            if self._bounded:
+            if self._bounded and self.clock is not time.time:
+                # A strictly increasing stamp keeps LRU order exact within one tick of the
+                # kernel's coarse file clock; on the real clock that tie-break is not worth
+                # a syscall per write (the kernel's own mtime orders them well enough).
                 stamp = self._stamp()
                 os.utime(tmp, ns=(stamp, stamp))
         except BaseException:

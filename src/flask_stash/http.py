@@ -19,6 +19,8 @@ from flask.globals import request_ctx
 from flask.sessions import NullSession
 from werkzeug.http import http_date, parse_set_header
 
+from flask_stash.responses import append_headers
+
 CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
 X_CACHE = "X-Cache"
 
@@ -112,9 +114,10 @@ def add_freshness(response: Response, remaining: float | None, stale: float) -> 
 
 def finish_hit(response: Response, request: Request, age: float, label: str | None) -> Response:
     """``Age`` and ``X-Cache`` on a hit, then ``304 Not Modified`` if the client has it."""
-    response.headers["Age"] = str(int(age))
+    pairs = [("Age", str(int(age)))]
     if label:
-        response.headers[X_CACHE] = label
+        pairs.append((X_CACHE, label))
+    append_headers(response, pairs)
     return conditional(response, request)
 
 

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException, abort
 _RESPONSE = "flask-stash/response"
 _ABORT = "flask-stash/abort"
 _VARY = "flask-stash/vary"
+_PER_HIT = frozenset({"age", "x-cache"})
 
 
 class CachedResponse(Response):
@@ -58,7 +59,10 @@ def freeze(response: Response, body: bytes | None = None) -> tuple[Any, ...]:
     if body is None:
         body = response.get_data()
     # Tuples all the way down: an immutable entry is decoded once, then shared (see Store).
-    headers = tuple(response.headers.items())
+    # Hit-time headers are left out: each hit adds its own (see ``append_headers``).
+    headers = tuple(
+        (name, value) for name, value in response.headers.items() if name.lower() not in _PER_HIT
+    )
     return (_RESPONSE, response.status_code, headers, body)
 
 
@@ -95,3 +99,18 @@ def thaw(app: Flask, value: Any) -> Response:
         stored.clear()
         stored.extend(headers)
     return response
+
+
+def append_headers(response: Response, pairs: list[tuple[str, str]]) -> None:
+    """Add headers a thawed response cannot already have (``Age``, ``X-Cache``).
+
+    They were stripped when the response was frozen, so appending is correct, and it skips
+    the search-and-replace of ``Headers.__setitem__`` on every hit.
+    """
+    stored = response.headers
+    raw = getattr(stored, "_list", None)
+    if type(raw) is list:
+        raw.extend(pairs)
+    else:  # pragma: no cover - a Headers implementation without its usual list
+        for name, value in pairs:
+            stored[name] = value

@@ -98,9 +98,6 @@ class MemoizedFunction:
         digest = self._digest(encode(instance))
         return self.store.backend_key(f"{self._prefix}instance:{digest}")
 
-    def lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Lookup:
-        return Lookup(self.key(args, kwargs), self.version_keys(args), self.name)
-
     def invalidate(self, *args: Any, **kwargs: Any) -> bool:
         """Forget the entry of one call (arguments as the function would receive them)."""
         return self.store.backend_delete(self.key(args, kwargs))

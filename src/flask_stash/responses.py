@@ -6,6 +6,7 @@ import itertools
 from typing import Any
 
 from flask import Flask, Response
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException, abort
 
 _RESPONSE = "flask-stash/response"
@@ -88,16 +89,15 @@ def thaw(app: Flask, value: Any) -> Response:
     if value[0] == _ABORT:
         abort(value[1], value[2])
     _, status, headers, body = value
-    response: Response = app.response_class(status=status)
-    response.response = [body]
-    stored = response.headers
-    if type(getattr(stored, "_list", None)) is list:
+    restored = Headers()
+    if type(getattr(restored, "_list", None)) is list:
         # The headers were validated when this response was first built: restoring the
         # list directly skips re-validating each one, the largest cost of a hit.
-        stored._list = list(headers)
+        restored._list = list(headers)
     else:  # pragma: no cover - a Headers implementation without its usual list
-        stored.clear()
-        stored.extend(headers)
+        restored.extend(headers)
+    # Given a Headers object that has a Content-Type, the constructor adds nothing.
+    response: Response = app.response_class([body], status=status, headers=restored)
     return response
 
 

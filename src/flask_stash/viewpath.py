@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, copy_current_request_context, request
+from flask import Flask, Request, Response, copy_current_request_context, request
 from werkzeug.exceptions import HTTPException
 
 from flask_stash import audit, http, responses
@@ -89,6 +89,7 @@ class Call:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     settings: Settings
+    request: Request
 
     def run(self) -> Any:
         return self.app.ensure_sync(self.view.fn)(*self.args, **self.kwargs)
@@ -106,7 +107,7 @@ def settings_for(view: CachedView, state: AppState) -> Settings:
 
 def serve(call: Call) -> Any:
     """Answer the request from the cache, or run the view and maybe store its response."""
-    if not http.request_is_cacheable(request, call.settings.honor_no_cache):
+    if not http.request_is_cacheable(call.request, call.settings.honor_no_cache):
         return call.run()
     key = call.key + (_user_suffix(call) if call.view.http.private else "")
     forced = call.view.forced(call.args, call.kwargs)
@@ -211,7 +212,7 @@ def _servable(call: Call, key: str) -> Entry | None:
 
 
 def _variant_key(key: str, names: tuple[str, ...]) -> str:
-    return f"{key}:vary:{http.variant(request, names)}"
+    return f"{key}:vary:{http.variant(request, names)}"  # a proxy: also used from refreshes
 
 
 def _user_suffix(call: Call) -> str:
@@ -231,7 +232,7 @@ def _hit(call: Call, entry: Entry, label: str = "HIT") -> Response:
     if call.settings.cache_control:
         http.add_freshness(response, entry.remaining(now), call.settings.protect.stale)
     call.view.indicate_hit(response)
-    return http.finish_hit(response, request, entry.age(now), call.label(label))
+    return http.finish_hit(response, call.request, entry.age(now), call.label(label))
 
 
 def _miss(call: Call, key: str) -> Any:

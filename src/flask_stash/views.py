@@ -14,7 +14,7 @@ import functools
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from flask import Response, after_this_request, current_app, request, url_for
+from flask import Request, Response, after_this_request, current_app, request, url_for
 from flask.globals import _cv_request
 from werkzeug.exceptions import HTTPException
 
@@ -120,13 +120,20 @@ class CachedView:
     def _source_check(self, state: AppState) -> bool:
         return bool(state.config.source_check if self.source_check is None else self.source_check)
 
-    def _key_for_call(self, state: AppState, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    def _key_for_call(
+        self,
+        state: AppState,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        current: Request | None,
+    ) -> str:
         if self.custom_key is not None:
             return str(self.custom_key(*args, **kwargs))
         maker = self.wrapper.make_cache_key
         if maker != self.make_key:  # reassigned by the user, as Flask-Caching allows
             return str(maker(*args, use_request=True, **kwargs))
-        return self._key(state, None, None, True, {})
+        path = None if current is None else current.path
+        return self._key(state, path, None, True, {})
 
     # -- the call -----------------------------------------------------------------------
 
@@ -135,14 +142,16 @@ class CachedView:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         if self.unless is not None and self.unless(self.fn, *args, **kwargs):
             return app.ensure_sync(self.fn)(*args, **kwargs)
+        current = self._view_request(app)
         try:
-            key = self._key_for_call(state, args, kwargs)
+            key = self._key_for_call(state, args, kwargs, current)
         except Exception as exc:  # a broken key function must not lose the request
             state.store.policy.handle(exc, "cached key")
             return app.ensure_sync(self.fn)(*args, **kwargs)
-        if self._is_view(app):
+        if current is not None:
             settings = viewpath.settings_for(self, state)
-            return viewpath.serve(viewpath.Call(self, app, state, key, args, kwargs, settings))
+            call = viewpath.Call(self, app, state, key, args, kwargs, settings, current)
+            return viewpath.serve(call)
         return self._function_call(app, state, key, args, kwargs)
 
     def _function_call(
@@ -222,17 +231,22 @@ class CachedView:
             return value.timeout
         return self.wrapper.cache_timeout
 
-    def _is_view(self, app: Any) -> bool:
-        """Whether this function is the view the current request was routed to."""
-        context = _cv_request.get(None)  # the context itself: cheaper than two proxy hops
-        rule = None if context is None else context.request.url_rule
+    def _view_request(self, app: Any) -> Request | None:
+        """The request, if this function is the view it was routed to (else ``None``).
+
+        The request object itself, not the ``request`` proxy: the view path reads it
+        several times per hit.
+        """
+        context = _cv_request.get(None)
+        current: Request | None = None if context is None else context.request
+        rule = None if current is None else current.url_rule
         if rule is None:
-            return False
+            return None
         endpoint = rule.endpoint
         known = self._is_view_of.get((id(app), endpoint))
         if known is None:
             known = self._is_view_of[(id(app), endpoint)] = self._routes_here(app, endpoint)
-        return known
+        return current if known else None
 
     def _routes_here(self, app: Any, endpoint: str) -> bool:
         view = app.view_functions.get(endpoint)

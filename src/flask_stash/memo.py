@@ -224,31 +224,34 @@ def _wrapper(memo: Memo) -> Callable[..., Any]:
     plain = memo.unless is None and memo.forced_update is None and memo.is_stale is None
     plain = plain and memo.make_name is None
 
-    bound: list[Any] = [None, None]  # (app state, its helper) once the fast path applies
+    # (state, helper, its key function, store, hit and miss counters, function stamp or
+    # None for methods), bound once the fast path applies to the app.
+    bound: list[Any] = [None]
 
-    def fast_spec() -> MemoizedFunction | None:
+    def rebind() -> tuple[Any, ...] | None:
         state = cache.only_state
-        if state is bound[0]:
-            known: MemoizedFunction | None = bound[1]
-            return known
         if not plain or state is None or state.config.enable_signals:
             return None
         spec: MemoizedFunction | None = state.helpers.get(memo)
         if spec is None or not spec.lean:
             return None
-        bound[:] = [state, spec]
-        return spec
+        stamp = None if spec.per_instance else spec.function_stamp
+        bound[0] = (state, spec, spec.key, spec.store, spec.hits, spec.misses, stamp)
+        return bound[0]  # type: ignore[no-any-return]
 
     def memoized(*args: Any, **kwargs: Any) -> Any:
-        spec = bound[1] if cache.only_state is bound[0] else fast_spec()
-        if spec is not None:
+        fast = bound[0]
+        if fast is None or fast[0] is not cache.only_state:
+            fast = rebind()
+        if fast is not None:
+            _, spec, key_of, store, hits, misses, stamp = fast
             try:
-                key = spec.key(args, kwargs)
+                key = key_of(args, kwargs)
             except Exception:  # the full path reports it
                 key = None
             if key is not None:
-                vkeys = spec.version_keys(args) if spec.per_instance else spec.function_stamp
-                entry, version = find_counted(spec.store, key, vkeys, spec.hits, spec.misses)
+                vkeys = stamp if stamp is not None else spec.version_keys(args)
+                entry, version = find_counted(store, key, vkeys, hits, misses)
                 if entry is not None:
                     return entry.value
                 where = (key, vkeys, spec.name, spec)

@@ -422,6 +422,17 @@ class _FailedNodes(dict[Any, Any]):
         return super().pop(server, default)
 
 
+def routing_key(key: Any) -> Any:
+    """The part of ``key`` that picks its node: the first non-empty ``{...}``, else all."""
+    opening, closing = (b"{", b"}") if isinstance(key, bytes) else ("{", "}")
+    start = key.find(opening)
+    if start >= 0:
+        end = key.find(closing, start + 1)
+        if end > start + 1:
+            return key[start + 1 : end]
+    return key
+
+
 class _HashClient(HashClient):  # type: ignore[misc]
     """pymemcache's ``HashClient``, safe to share between threads: a lock serializes its
     bookkeeping of failing and dead servers (never the network calls), and the old pool
@@ -431,6 +442,12 @@ class _HashClient(HashClient):  # type: ignore[misc]
         self._state_lock = threading.RLock()
         super().__init__(servers, **options)
         self._failed_clients = _FailedNodes()
+
+    def _get_client(self, key: Any) -> Any:
+        # Route by the key's ``{hash tag}`` when it has one, as Redis Cluster does: an
+        # entry and its version stamp share a tag, so one node answers a memoize hit in
+        # one round trip.
+        return super()._get_client(routing_key(key))
 
     def add_server(self, server: Any, port: Any = None) -> None:
         with self._state_lock:

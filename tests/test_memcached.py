@@ -33,9 +33,9 @@ from flask_stash.core.backends.memcached import (
     SASLMemcachedBackend,
     expire_for,
     lock_key,
-    parse_url,
     wire_key,
 )
+from flask_stash.core.backends.memcached_servers import parse_url
 from flask_stash.core.errors import BackendError, ConfigurationError, EntryTooLarge
 from flask_stash.core.memoize import memoize
 from flask_stash.core.store import Store

@@ -113,15 +113,11 @@ def test_default_repr_objects_get_a_token_never_an_address() -> None:
     address = id(first)
     del first
     gc.collect()
-    keep = []  # hold the candidates so each new one gets a fresh address
-    for _ in range(1000):  # try hard to get the dead object's address back
-        candidate = Plain()
-        if id(candidate) == address:
-            assert encode(candidate) != first_key
-            break
-        keep.append(candidate)
-    else:
-        pytest.skip("the allocator never reused the address; nothing to check")
+    # The token died with the object: whatever object gets this address next gets a new
+    # token, never the dead one's entries.
+    assert address not in instance_token._tokens
+    candidate = Plain()  # CPython often hands the freed address straight back
+    assert encode(candidate) != first_key
 
 
 def test_objects_without_weakrefs_or_hook_are_refused() -> None:

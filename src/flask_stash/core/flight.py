@@ -35,9 +35,6 @@ class SingleFlight:
     def __len__(self) -> int:
         return len(self._flights)
 
-    def in_flight(self, key: str) -> bool:
-        return key in self._flights
-
     def run(self, key: str, fn: Callable[[], T], wait: float | None = None) -> tuple[T, bool]:
         """``(fn()'s result, whether this caller ran it)``; waiters share the leader's.
 

@@ -86,7 +86,6 @@ class Protection:
 
 
 DEFAULT = Protection()
-UNPROTECTED = Protection(single_flight=False)
 
 _shared_executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
@@ -325,7 +324,6 @@ def serve(
     timeout: Timeout,
     protect: Protection,
     cache_if: Callable[[R], bool] | None = None,
-    on_hit: Callable[[Any], Any] | None = None,
 ) -> R:
     """A cached value with stale-while-revalidate, early refresh and fail-safe applied."""
     entry, version = store.read_stored(where.key, where.version_keys)

@@ -33,14 +33,18 @@ class CachedResponse(Response):
 
 
 def buffered_body(response: Response, limit: int) -> bytes | None:
-    """The whole body, or ``None`` if it streams more than ``limit`` bytes.
+    """The whole body, or ``None`` if the response streams and may not be buffered.
 
-    A streamed body is read until the limit: below it, the response is switched to the
-    buffered copy; above it, the chunks read so far are put back in front of the rest of
-    the stream, so the client still gets everything, uncached.
+    A streamed body is passed through untouched (its first byte goes out as soon as the
+    view yields it) unless the view opted in to buffering with ``limit`` > 0; an event
+    stream (``text/event-stream``) never is, as it may never end. Below the limit, the
+    response is switched to the buffered copy; above it, the chunks read so far are put
+    back in front of the rest of the stream, so the client still gets everything, uncached.
     """
     if not response.is_streamed:
         return response.get_data()
+    if limit <= 0 or response.mimetype == "text/event-stream":
+        return None
     chunks: list[bytes] = []
     size = 0
     stream = iter(response.iter_encoded())

@@ -26,22 +26,25 @@ def make(clock: FakeClock, **config: Any) -> tuple[Flask, Cache, list[str]]:
     return app, cache, []
 
 
-def test_head_then_get_serves_the_get_body(clock: FakeClock) -> None:
+def test_head_misses_are_not_stored_and_head_hits_read_the_get_entry(clock: FakeClock) -> None:
     app, cache, runs = make(clock)
 
     @app.get("/page")
     @cache.cached(timeout=60)
     def page() -> str:
-        runs.append("run")
-        return "full body"
+        runs.append(request.method)
+        return "" if request.method == "HEAD" else "full body"  # a view that skips HEAD bodies
 
     client = app.test_client()
     head = client.head("/page")
     assert head.status_code == 200
     assert head.data == b""
-    assert head.headers["Content-Length"] == "9"
     assert client.get("/page").data == b"full body"
-    assert runs == ["run"]
+    hit = client.head("/page")
+    assert hit.data == b""
+    assert hit.headers["Content-Length"] == "9"
+    assert client.get("/page").data == b"full body"
+    assert runs == ["HEAD", "GET"]
 
 
 def test_other_methods_are_never_cached(clock: FakeClock) -> None:

@@ -3,9 +3,9 @@ and the session was saved, when ``Set-Cookie`` and ``Vary`` are finally known.
 
 A cached view's miss hands its response to Flask and registers a task here; Flask's
 ``request_finished`` signal then gives every task the response the client receives. The
-teardown that follows every request (and every pushed test request context) finishes
-whatever is left with ``None``: no final response was seen (a view called directly in a
-request context), or an error ended the request.
+teardown that follows every request (and every pushed test request context) abandons
+whatever is left: no final response was seen (an ``after_request`` handler failed, or the
+view was called directly inside a request context), so nothing is known to be storable.
 
 Tasks live on the request context, not on the request object: a copied context (a
 background refresh) shares the request but must not finish the original's tasks.
@@ -14,6 +14,7 @@ background refresh) shares the request but must not finish the original's tasks.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from flask import Flask, Response, request_finished
@@ -21,16 +22,16 @@ from flask.globals import _cv_request
 
 logger = logging.getLogger("flask_stash")
 _TASKS = "_flask_stash_tasks"
+_CLAIMS = "_flask_stash_claims"
 _INSTALLED = "flask-stash-request-end"
 
 
 class Task(Protocol):
-    @property
-    def key(self) -> str | None:
-        """The cache key the task will write, if any (see :func:`holds`)."""
+    def finish(self, response: Response) -> None:
+        """Called once, with the final response."""
 
-    def finish(self, response: Response | None) -> None:
-        """Called once: with the final response, or ``None`` when none was seen."""
+    def abandon(self) -> None:
+        """Called instead of :meth:`finish` when the request ended without one."""
 
 
 def install(app: Flask) -> None:
@@ -52,33 +53,46 @@ def defer(task: Task) -> None:
     tasks.append(task)
 
 
+def claim(key: str) -> None:
+    """Note that the current request computes ``key`` (until :func:`unclaim`)."""
+    context = _cv_request.get()
+    claims: set[str] | None = getattr(context, _CLAIMS, None)
+    if claims is None:
+        claims = set()
+        setattr(context, _CLAIMS, claims)
+    claims.add(key)
+
+
+def unclaim(key: str) -> None:
+    claims: set[str] = getattr(_cv_request.get(None), _CLAIMS, None) or set()
+    claims.discard(key)
+
+
 def holds(key: str) -> bool:
     """Whether the current request already computes ``key`` (a view re-entering itself)."""
-    context = _cv_request.get(None)
-    tasks: list[Task] = getattr(context, _TASKS, None) or []
-    return any(task.key == key for task in tasks)
+    return key in (getattr(_cv_request.get(None), _CLAIMS, None) or ())
 
 
 def _finished(sender: Flask, response: Response, **_: Any) -> None:
-    _run(response)
+    for task in _take():
+        _guarded(task.finish, response)
 
 
 def _teardown(error: BaseException | None) -> None:
-    _run(None)
+    for task in _take():
+        _guarded(task.abandon)
 
 
-def _run(response: Response | None) -> None:
+def _take() -> list[Task]:
     context = _cv_request.get(None)
-    tasks: list[Task] | None = getattr(context, _TASKS, None)
-    if not tasks:
-        return
-    setattr(context, _TASKS, None)
-    for task in tasks:
-        _finish(task, response)
+    tasks: list[Task] = getattr(context, _TASKS, None) or []
+    if tasks:
+        setattr(context, _TASKS, None)
+    return tasks
 
 
-def _finish(task: Task, response: Response | None) -> None:
+def _guarded(step: Callable[..., None], *args: Any) -> None:
     try:
-        task.finish(response)
+        step(*args)
     except Exception:  # one task's failure must not keep the others (their locks) held
         logger.exception("finishing a cached view's work at the end of the request failed")

@@ -15,7 +15,6 @@ claim and backend lock until then, so concurrent misses still run the view once.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -168,11 +167,12 @@ def mark_private_later(identity_headers: tuple[str, ...]) -> None:
 @dataclass
 class _PrivateMark:
     identity_headers: tuple[str, ...]
-    key: str | None = None
 
-    def finish(self, response: Response | None) -> None:
-        if response is not None:
-            http.mark_private(response, request, self.identity_headers)
+    def finish(self, response: Response) -> None:
+        http.mark_private(response, request, self.identity_headers)
+
+    def abandon(self) -> None:
+        pass
 
 
 def serve(call: Call) -> Any:
@@ -251,7 +251,11 @@ def _miss_once(call: Call, recheck: bool) -> Any:
         store.flights.wait(call.key, protect.lock_wait)
         entry = _lookup(call, call.key)
         return _hit(call, entry) if entry is not None else _respond(call, _nothing)
-    release_flight = functools.partial(store.flights.release, call.key)
+    requestend.claim(call.key)
+
+    def release_flight() -> None:
+        requestend.unclaim(call.key)
+        store.flights.release(call.key)
 
     def found() -> tuple[bool, Any]:  # stored by another process meanwhile?
         entry = _lookup(call, call.key)
@@ -353,8 +357,8 @@ def _respond(call: Call, release: Release | None, at_request_end: bool = True) -
         pending = _pending(call, value, response, touched, release)
         if pending is not None and at_request_end:
             requestend.defer(pending)
-        elif pending is not None:
-            pending.finish(None)
+        elif pending is not None:  # a background refresh: no after_request handler runs
+            pending.store(pending.vary)
     http.mark(response, call.label("MISS"))
     return http.conditional(response, request)
 
@@ -391,20 +395,24 @@ class PendingStore:
     call: Call
     frozen: tuple[Any, ...]
     status: int
-    #: The ``Vary`` names of the view's own response (used when no final one is seen).
+    #: The ``Vary`` names of the view's own response (a background refresh stores by them).
     vary: tuple[str, ...]
     timeout: Any
     release: Release
 
-    @property
-    def key(self) -> str:
-        return self.call.key
+    def finish(self, response: Response) -> None:
+        names = self._final_vary(response)
+        if names is None:
+            self.release()
+        else:
+            self.store(names)
 
-    def finish(self, response: Response | None) -> None:
+    def abandon(self) -> None:
+        self.release()
+
+    def store(self, names: tuple[str, ...]) -> None:
         try:
-            names = self.vary if response is None else self._final_vary(response)
-            if names is not None:
-                _store(self.call, self.frozen, names, self.timeout)
+            _store(self.call, self.frozen, names, self.timeout)
         finally:
             self.release()
 
@@ -445,11 +453,13 @@ class _AuditReport:
     call: Call
     reads: audit.Reads
     touched: bool
-    key: str | None = None
 
-    def finish(self, response: Response | None) -> None:
+    def abandon(self) -> None:
+        pass
+
+    def finish(self, response: Response) -> None:
         view = self.call.view
-        vary = http.vary_names(response) if response is not None else ()
+        vary = http.vary_names(response)
         if view.http.private:
             vary += tuple(name.lower() for name in self.call.settings.identity_headers)
         keyed = audit.Keyed(view.query_string, vary, view.http.private)

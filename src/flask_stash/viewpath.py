@@ -177,7 +177,7 @@ class _PrivateMark:
 
 def serve(call: Call) -> Any:
     """Answer the request from the cache, or run the view and maybe store its response."""
-    if call.private:
+    if call.stamps:  # only private calls have per-user stamps
         mark_private_later(call.settings.identity_headers)
     if not http.request_is_cacheable(call.request, call.settings.honor_no_cache):
         return call.run()
@@ -294,8 +294,8 @@ def _lookup(call: Call, key: str, stale_ok: bool = False) -> Entry | None:
 
 
 def _fresh(call: Call, key: str) -> Entry | None:
-    where = call.lookup(key)
-    return find(call.state.store, where.key, where.version_keys, where.scope)[0]
+    store = call.state.store
+    return find(store, store.backend_key(key), call.stamps, call.view.scope)[0]
 
 
 def _servable(call: Call, key: str) -> Entry | None:

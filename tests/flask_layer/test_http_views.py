@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +9,6 @@ import pytest
 from flask import Flask, Response, abort, request, session, stream_with_context
 
 from flask_stash import Cache
-from flask_stash.audit import KeyAuditWarning
 from flask_stash.testing import FakeClock
 
 
@@ -324,67 +322,3 @@ def test_small_streams_are_buffered_and_big_ones_pass_through(clock: FakeClock) 
     assert client.get("/big").data == b"x" * 500
     assert client.get("/big").data == b"x" * 500
     assert runs == ["50", "500", "500"]
-
-
-def test_key_audit_warns_once_for_an_unkeyed_header(clock: FakeClock) -> None:
-    app, cache, _ = make(clock, CACHE_KEY_AUDIT=True)
-    app.debug = True
-
-    @app.get("/lang")
-    @cache.cached(timeout=60)
-    def lang() -> str:
-        return request.headers.get("Accept-Language", "en")
-
-    client = app.test_client()
-    with pytest.warns(KeyAuditWarning, match=r"lang read headers \['accept-language'\]"):
-        client.get("/lang", headers={"Accept-Language": "fr"})
-    cache.clear()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        client.get("/lang")  # the same finding is not repeated
-
-
-def test_key_audit_reports_query_arguments_and_cookies(clock: FakeClock) -> None:
-    app, cache, _ = make(clock, CACHE_KEY_AUDIT=True)
-    app.debug = True
-
-    @app.get("/q")
-    @cache.cached(timeout=60)
-    def q() -> str:
-        return request.args.get("page", "1") + request.cookies.get("theme", "")
-
-    client = app.test_client()
-    with pytest.warns(KeyAuditWarning) as caught:
-        client.get("/q?page=2")
-    messages = " ".join(str(w.message) for w in caught)
-    assert "query arguments ['page']" in messages
-    assert "cookies ['theme']" in messages
-
-
-def test_key_audit_is_quiet_when_the_key_covers_the_inputs(clock: FakeClock) -> None:
-    app, cache, _ = make(clock, CACHE_KEY_AUDIT=True)
-    app.debug = True
-
-    @app.get("/ok")
-    @cache.cached(timeout=60, query_string=True)
-    def ok() -> Response:
-        response = Response(request.args.get("page", "1") + request.headers.get("Accept", ""))
-        response.headers["Vary"] = "Accept"
-        return response
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        app.test_client().get("/ok?page=2")
-
-
-def test_key_audit_is_off_outside_debug(clock: FakeClock) -> None:
-    app, cache, _ = make(clock, CACHE_KEY_AUDIT=True)
-
-    @app.get("/lang")
-    @cache.cached(timeout=60)
-    def lang() -> str:
-        return request.headers.get("Accept-Language", "en")
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        app.test_client().get("/lang")

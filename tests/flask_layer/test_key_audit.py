@@ -5,9 +5,9 @@ themselves, is not; the request, ``g`` and the URL adapter are put back after th
 from __future__ import annotations
 
 import logging
-import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -23,7 +23,8 @@ from flask import (
 from flask.globals import app_ctx, request_ctx
 
 from flask_stash import Cache
-from flask_stash.audit import REQUEST_INPUTS, KeyAuditWarning
+from flask_stash.audit import KeyAuditWarning
+from flask_stash.auditrecord import REQUEST_INPUTS
 from flask_stash.testing import FakeClock
 
 
@@ -55,10 +56,6 @@ def cached_view(clock: FakeClock, body: Callable[[], Any], **options: Any) -> tu
         return "other"
 
     return app, cache
-
-
-def text(value: Any) -> str:
-    return str(value)
 
 
 def quietly(client_call: Callable[[], Any]) -> Any:
@@ -105,6 +102,12 @@ BLIND_SPOTS = {
         lambda: ",".join(request.access_route),
         "/page",
         "the client address (request.access_route)",
+    ),
+    "server": (lambda: request.server, "/page", "the host (request.server)"),
+    "host header": (
+        lambda: request.headers["Host"],
+        "/page",
+        "the host (request.headers['Host'])",
     ),
     "scheme": (lambda: request.scheme, "/page", "the URL scheme (request.scheme)"),
     "is_secure": (lambda: str(request.is_secure), "/page", "the URL scheme (request.is_secure)"),
@@ -174,23 +177,25 @@ BLIND_SPOTS = {
 @pytest.mark.parametrize("case", BLIND_SPOTS, ids=list(BLIND_SPOTS))
 def test_each_blind_spot_is_flagged(clock: FakeClock, case: str) -> None:
     body, url, expected = BLIND_SPOTS[case]
-    app, _ = cached_view(clock, lambda: text(body()))
+    app, _ = cached_view(clock, lambda: str(body()))
     messages = findings(lambda: app.test_client().get(url, headers={"X-Tenant": "acme"}))
     assert [m for m in messages if m.startswith(f"cached view page read {expected}")], messages
 
 
 def test_every_watched_request_attribute_is_tested() -> None:
     tested = {case.split()[0] for case in BLIND_SPOTS}
-    assert set(REQUEST_INPUTS) - {"server"} <= tested
+    assert set(REQUEST_INPUTS) <= tested
 
 
 def test_a_finding_says_what_to_do_and_goes_to_the_log(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     app, _ = cached_view(clock, lambda: request.host + url_for("other", _external=True))
-    with caplog.at_level(logging.WARNING, logger="flask_stash"):
-        with pytest.warns(KeyAuditWarning) as caught:
-            app.test_client().get("/page")
+    with (
+        caplog.at_level(logging.WARNING, logger="flask_stash"),
+        pytest.warns(KeyAuditWarning) as caught,
+    ):
+        app.test_client().get("/page")
     host = [str(w.message) for w in caught if "the host" in str(w.message)]
     assert host == [
         "cached view page read the host (request.host, url_for(..., _external=True)): a "
@@ -202,9 +207,19 @@ def test_a_finding_says_what_to_do_and_goes_to_the_log(
     assert host[0] in caplog.messages
 
 
-def test_findings_are_reported_once_per_view(
-    clock: FakeClock, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_async_views_are_audited(clock: FakeClock) -> None:
+    app, cache = make(clock)
+
+    @app.get("/page")
+    @cache.cached(timeout=60)
+    async def page() -> str:
+        return request.host + str(g.get("missing"))
+
+    messages = findings(lambda: app.test_client().get("/page"))
+    assert [m.split(" (")[0] for m in messages] == ["cached view page read the host"]
+
+
+def test_findings_are_reported_once_per_view(clock: FakeClock) -> None:
     app, cache = cached_view(clock, lambda: request.remote_addr)
     client = app.test_client()
     with pytest.warns(KeyAuditWarning):
@@ -233,7 +248,7 @@ QUERY_READS = {
 @pytest.mark.parametrize("case", QUERY_READS, ids=list(QUERY_READS))
 def test_query_reads_are_quiet_with_query_string(clock: FakeClock, case: str) -> None:
     body = QUERY_READS[case]
-    app, _ = cached_view(clock, lambda: text(body()), query_string=True)
+    app, _ = cached_view(clock, lambda: str(body()), query_string=True)
     assert quietly(lambda: app.test_client().get("/page?a=1")).status_code == 200
 
 
@@ -254,7 +269,7 @@ def test_url_with_query_string_is_flagged_only_for_host_and_scheme(clock: FakeCl
     ids=["attribute", "get", "in", "iter"],
 )
 def test_g_reads_are_quiet_for_private_views(clock: FakeClock, body: Callable[[], Any]) -> None:
-    app, _ = cached_view(clock, lambda: text(body()), private=True)
+    app, _ = cached_view(clock, lambda: str(body()), private=True)
     assert quietly(lambda: app.test_client().get("/page")).status_code == 200
 
 
@@ -395,14 +410,18 @@ def test_request_g_and_url_adapter_are_restored(clock: FakeClock, fail: bool) ->
         else:
             assert app.test_client().get("/page?a=1").status_code == 200
     before, during, after = seen
-    assert during[0] is not Request and issubclass(during[0], Request)  # it did record
-    assert during[1] is not before[2] and during[2] is not before[4]
+    assert during[0] is not Request
+    assert issubclass(during[0], Request)
+    assert during[1] is not before[2]
+    assert during[2] is not before[4]
     assert before[0] is Request
     assert after == before
 
 
 @pytest.mark.parametrize(
-    "config,debug", [({}, False), ({"CACHE_KEY_AUDIT": False}, True)], ids=["production", "off"]
+    ("config", "debug"),
+    [({}, False), ({"CACHE_KEY_AUDIT": False}, True)],
+    ids=["production", "off"],
 )
 def test_nothing_is_swapped_when_the_audit_is_off(
     clock: FakeClock, config: dict[str, Any], debug: bool
@@ -418,7 +437,7 @@ def test_nothing_is_swapped_when_the_audit_is_off(
         return request.host + str(request.remote_addr)
 
     quietly(lambda: app.test_client().get("/page"))
-    assert seen == [Request, type(Request(dict(QUERY_STRING="")).args)]
+    assert seen == [Request, type(Request({"QUERY_STRING": ""}).args)]
 
 
 # -- moved from test_http_views -----------------------------------------------------------------
@@ -476,3 +495,31 @@ def test_key_audit_is_off_outside_debug(clock: FakeClock) -> None:
         return request.headers.get("Accept-Language", "en") + request.host + str(g.get("x"))
 
     quietly(lambda: app.test_client().get("/lang"))
+
+
+# -- the test-suite recipe of docs/key-audit.md --------------------------------------------------
+
+
+@contextmanager
+def no_key_audit_findings() -> Iterator[None]:
+    """The documented fixture body: record KeyAuditWarnings, fail on any."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", KeyAuditWarning)
+        yield
+    findings = [str(w.message) for w in caught if issubclass(w.category, KeyAuditWarning)]
+    assert not findings, "\n".join(findings)
+
+
+def test_the_documented_recipe_fails_a_test_that_finds_something(clock: FakeClock) -> None:
+    app, _ = cached_view(clock, lambda: request.host)
+    with (
+        pytest.raises(AssertionError, match=r"read the host \(request.host\)"),
+        no_key_audit_findings(),
+    ):
+        assert app.test_client().get("/page").status_code == 200
+
+
+def test_the_documented_recipe_passes_a_clean_view(clock: FakeClock) -> None:
+    app, _ = cached_view(clock, lambda: request.path)
+    with no_key_audit_findings():
+        assert app.test_client().get("/page").text == "/page"

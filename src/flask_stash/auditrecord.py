@@ -56,6 +56,8 @@ REQUEST_INPUTS: dict[str, tuple[str, ...]] = {
     "remote_addr": (CLIENT,),
     "access_route": (CLIENT,),
 }
+#: What the recording request class watches: those attributes, and the WSGI environ.
+REQUEST_WATCHED = (*REQUEST_INPUTS, "environ")
 # WSGI environ keys that are one of those inputs; ``HTTP_*`` keys count as headers.
 ENVIRON_INPUTS = {
     "QUERY_STRING": QUERY,
@@ -323,20 +325,24 @@ def _instance_value(obj: Any, name: str) -> Any:
         raise AttributeError(name) from None
 
 
-_request_classes: dict[type, type] = {}
+_recording_classes: dict[type, type] = {}
 
 
-def _recording_request_class(cls: type[Request]) -> type[Request]:
-    if cls in _request_classes.values():  # a cached view called inside another's miss
+def _recording_class(cls: type, mixin: type | None, watched: tuple[str, ...] = ()) -> type:
+    """The recording subclass of ``cls`` (made once per class): ``mixin`` first, and a
+    :func:`_watched` property for each of the ``watched`` attributes.
+
+    It keeps ``cls``'s name, so that ``repr(request)`` and error pages look as usual, and its
+    memory layout (no slots of its own), which ``__class__`` assignment requires.
+    """
+    if cls in _recording_classes.values():  # a cached view called during another's miss
         return cls
-    found = _request_classes.get(cls)
+    found = _recording_classes.get(cls)
     if found is None:
-        namespace: dict[str, Any] = {
-            name: _watched(cls, name) for name in (*REQUEST_INPUTS, "environ")
-        }
-        # Same name as the original, so repr(request) and error pages look as usual.
-        namespace.update(__slots__=(), __module__=cls.__module__, __qualname__=cls.__qualname__)
-        found = _request_classes[cls] = type(cls.__name__, (cls,), namespace)
+        name = {"__slots__": (), "__module__": cls.__module__, "__qualname__": cls.__qualname__}
+        bases = (cls,) if mixin is None else (mixin, cls)
+        attributes = {attribute: _watched(cls, attribute) for attribute in watched}
+        found = _recording_classes[cls] = type(cls.__name__, bases, {**attributes, **name})
     return found
 
 
@@ -402,23 +408,6 @@ class _GlobalsRecorder:
         return iter(names)
 
 
-_globals_classes: dict[type, type] = {}
-
-
-def _recording_globals_class(cls: type) -> type:
-    if cls in _globals_classes.values():
-        return cls
-    found = _globals_classes.get(cls)
-    if found is None:
-        namespace = {
-            "__slots__": (),
-            "__module__": cls.__module__,
-            "__qualname__": cls.__qualname__,
-        }
-        found = _globals_classes[cls] = type(cls.__name__, (_GlobalsRecorder, cls), namespace)
-    return found
-
-
 # -- url_for(..., _external=True) --------------------------------------------------------------
 
 
@@ -472,8 +461,9 @@ def recording(request: Request) -> Iterator[Reads]:
     try:
         with ExitStack() as undo:
             undo.enter_context(_recording_collections(target, reads))
-            undo.enter_context(_swapped_class(target, _recording_request_class(type(target))))
-            undo.enter_context(_swapped_class(g, _recording_globals_class(type(g))))
+            request_class = _recording_class(type(target), None, REQUEST_WATCHED)
+            undo.enter_context(_swapped_class(target, request_class))
+            undo.enter_context(_swapped_class(g, _recording_class(type(g), _GlobalsRecorder)))
             undo.enter_context(_recording_links(reads))
             yield reads
     finally:

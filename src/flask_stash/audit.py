@@ -71,36 +71,39 @@ def _unkeyed_headers(headers: set[str], keyed: Keyed) -> list[str]:
 
 
 def _unkeyed_inputs(reads: Reads, keyed: Keyed) -> list[str]:
-    found = []
-    query = reads.inputs.get(QUERY, set())
-    if query and not keyed.query:
-        found.append(f"the query string ({_listed(query)}) (use query_string=True)")
-    host = reads.inputs.get(HOST, set()) | _host_header(reads)
-    if host and "host" not in keyed.vary:
-        found.append(f"the host ({_listed(host)}): {_host_advice(host)}")
-    scheme = reads.inputs.get(SCHEME, set())
-    if scheme:
-        found.append(
-            f"the URL scheme ({_listed(scheme)}): http and https requests share one entry "
-            "(serve one scheme only, pass _scheme= to url_for, or include request.scheme in "
-            "a key_prefix callable)"
+    how = {kind: set(ways) for kind, ways in reads.inputs.items()}
+    if "host" in reads.headers:
+        how.setdefault(HOST, set()).add("request.headers['Host']")
+    covered = {QUERY: keyed.query, HOST: "host" in keyed.vary, SCHEME: False, CLIENT: False}
+    return [
+        f"{_INPUT_NAMES[kind]} ({_listed(how[kind])}){_advice(kind, how[kind])}"
+        for kind in (QUERY, HOST, SCHEME, CLIENT)
+        if how.get(kind) and not covered[kind]
+    ]
+
+
+_INPUT_NAMES = {
+    QUERY: "the query string",
+    HOST: "the host",
+    SCHEME: "the URL scheme",
+    CLIENT: "the client address",
+}
+
+
+def _advice(kind: str, how: set[str]) -> str:
+    if kind == QUERY:
+        return " (use query_string=True)"
+    if kind == SCHEME:
+        return (
+            ": http and https requests share one entry (serve one scheme only, pass "
+            "_scheme= to url_for, or include request.scheme in a key_prefix callable)"
         )
-    client = reads.inputs.get(CLIENT, set())
-    if client:
-        found.append(
-            f"the client address ({_listed(client)}): every visitor would get the first "
-            "visitor's value (read it outside the cached view, or include it in a "
-            "key_prefix callable)"
+    if kind == CLIENT:
+        return (
+            ": every visitor would get the first visitor's value (read it outside the "
+            "cached view, or include it in a key_prefix callable)"
         )
-    return found
-
-
-def _host_header(reads: Reads) -> set[str]:
-    return {"request.headers['Host']"} if "host" in reads.headers else set()
-
-
-def _host_advice(how: set[str]) -> str:
-    advice = "a request with a forged Host header would be stored and served to everyone ("
+    advice = ": a request with a forged Host header would be stored and served to everyone ("
     if EXTERNAL_URL in how:
         advice += "set SERVER_NAME so that external URLs never come from the request, "
     return advice + (

@@ -160,53 +160,23 @@ class _RecordingMultiDict(ImmutableMultiDict[str, str]):
         self.seen.add(str(key))
         return super().__contains__(key)
 
-    # Everything that reveals the whole collection (``dict(args)`` goes through ``keys``).
-    def _all(self) -> None:
+
+def _reading_everything(name: str) -> Any:
+    """``_RecordingMultiDict``'s ``name``, noting that the whole collection was read."""
+
+    def method(self: _RecordingMultiDict, *args: Any, **kwargs: Any) -> Any:
         self.seen.add(ALL)
+        return getattr(super(_RecordingMultiDict, self), name)(*args, **kwargs)
 
-    def __iter__(self) -> Iterator[str]:
-        self._all()
-        return super().__iter__()
+    method.__name__ = name
+    return method
 
-    def __len__(self) -> int:
-        self._all()
-        return super().__len__()
 
-    def keys(self) -> Any:
-        self._all()
-        return super().keys()
-
-    def values(self) -> Any:
-        self._all()
-        return super().values()
-
-    def items(self, multi: bool = False) -> Any:
-        self._all()
-        return super().items(multi)
-
-    def lists(self) -> Any:
-        self._all()
-        return super().lists()
-
-    def listvalues(self) -> Any:
-        self._all()
-        return super().listvalues()
-
-    def to_dict(self, flat: bool = True) -> Any:
-        self._all()
-        return super().to_dict(flat)  # type: ignore[call-overload]
-
-    def copy(self) -> Any:
-        self._all()
-        return super().copy()
-
-    def __copy__(self) -> Any:
-        self._all()
-        return super().__copy__()
-
-    def __deepcopy__(self, memo: Any) -> Any:
-        self._all()
-        return super().__deepcopy__(memo)
+# Everything that reveals the whole collection (``dict(args)`` goes through ``keys``).
+for _name in ("__iter__", "__len__", "keys", "values", "items", "lists", "listvalues",
+              "to_dict", "copy", "__copy__", "__deepcopy__"):  # fmt: skip
+    setattr(_RecordingMultiDict, _name, _reading_everything(_name))
+del _name
 
 
 class _RecordingHeaders(EnvironHeaders):

@@ -416,6 +416,8 @@ def test_request_g_and_url_adapter_are_restored(clock: FakeClock, fail: bool) ->
     assert during[2] is not before[4]
     assert before[0] is Request
     assert after == before
+    for earlier, later in ((before[1], after[1]), (before[3], after[3])):  # the same objects
+        assert all(later[name] is value for name, value in earlier.items())
 
 
 @pytest.mark.parametrize(

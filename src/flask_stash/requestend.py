@@ -13,6 +13,7 @@ background refresh) shares the request but must not finish the original's tasks.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -74,13 +75,11 @@ def holds(key: str) -> bool:
 
 
 def _finished(sender: Flask, response: Response, **_: Any) -> None:
-    for task in _take():
-        _guarded(task.finish, response)
+    _run_all([functools.partial(task.finish, response) for task in _take()])
 
 
 def _teardown(error: BaseException | None) -> None:
-    for task in _take():
-        _guarded(task.abandon)
+    _run_all([task.abandon for task in _take()])
 
 
 def _take() -> list[Task]:
@@ -91,8 +90,19 @@ def _take() -> list[Task]:
     return tasks
 
 
-def _guarded(step: Callable[..., None], *args: Any) -> None:
+def _run_all(steps: list[Callable[[], None]]) -> None:
+    """Run every step, whatever the others do (they release locks); a warning raised as
+    an error (the key audit under ``-W error``) is raised once all have run."""
+    escalated = [warning for step in steps if (warning := _step(step)) is not None]
+    if escalated:
+        raise escalated[0]
+
+
+def _step(step: Callable[[], None]) -> Warning | None:
     try:
-        step(*args)
-    except Exception:  # one task's failure must not keep the others (their locks) held
+        step()
+    except Warning as warning:
+        return warning
+    except Exception:
         logger.exception("finishing a cached view's work at the end of the request failed")
+    return None

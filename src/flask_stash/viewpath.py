@@ -329,15 +329,22 @@ def _respond(call: Call, release: Release | None, at_request_end: bool = True) -
     """Run the view; unless ``release`` is ``None``, prepare its response for storing.
 
     ``release`` ends this caller's claim on the key: called once the response is stored
-    or refused, at the end of the request (``at_request_end``) or at once.
+    or refused, at the end of the request (``at_request_end``) or at once, and whenever
+    anything here raises (releasing twice is harmless).
     """
     auditing = at_request_end and call.state.config.key_audit and call.app.debug
     try:
-        if auditing:
-            with audit.recording(request) as reads:
-                value = call.run()
-        else:
-            value = call.run()
+        value, reads = _run(call, auditing, joining=release is not None)
+        response: Response = call.app.make_response(value)
+        touched = http.session_touched()
+        if reads is not None:
+            requestend.defer(_AuditReport(call, reads, touched))
+        if release is not None:
+            pending = _pending(call, value, response, touched, release)
+            if pending is not None and at_request_end:
+                requestend.defer(pending)
+            elif pending is not None:  # a background refresh: no after_request handler runs
+                pending.store(pending.vary)
     except HTTPException as error:
         if release is not None:
             call.view.keep_abort(call.state, call.lookup(call.key), error)
@@ -347,20 +354,19 @@ def _respond(call: Call, release: Release | None, at_request_end: bool = True) -
         if release is not None:
             release()
         raise
-    if release is not None:
-        value = join_generator(value)  # a generator view's output is stored, as in Flask-Caching
-    response: Response = call.app.make_response(value)
-    touched = http.session_touched()
-    if auditing:
-        requestend.defer(_AuditReport(call, reads, touched))
-    if release is not None:
-        pending = _pending(call, value, response, touched, release)
-        if pending is not None and at_request_end:
-            requestend.defer(pending)
-        elif pending is not None:  # a background refresh: no after_request handler runs
-            pending.store(pending.vary)
     http.mark(response, call.label("MISS"))
     return http.conditional(response, request)
+
+
+def _run(call: Call, auditing: bool, joining: bool) -> tuple[Any, audit.Reads | None]:
+    """The view's value (a generator view's output joined, as Flask-Caching stores it) and,
+    when auditing, what it read from the request while running."""
+    if not auditing:
+        value = call.run()
+        return (join_generator(value) if joining else value), None
+    with audit.recording(request) as reads:
+        value = call.run()
+        return (join_generator(value) if joining else value), reads
 
 
 def _pending(

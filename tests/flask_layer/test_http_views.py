@@ -327,70 +327,6 @@ def test_small_streams_are_buffered_and_big_ones_pass_through(clock: FakeClock) 
     assert runs == ["50", "500", "500"]
 
 
-def test_key_audit_warns_once_for_an_unkeyed_header(clock: FakeClock) -> None:
-    app, cache, _ = make(clock, CACHE_KEY_AUDIT=True)
-    app.debug = True
-
-    @app.get("/lang")
-    @cache.cached(timeout=60)
-    def lang() -> str:
-        return request.headers.get("Accept-Language", "en")
-
-    client = app.test_client()
-    with pytest.warns(KeyAuditWarning, match=r"lang read headers \['accept-language'\]"):
-        client.get("/lang", headers={"Accept-Language": "fr"})
-    cache.clear()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        client.get("/lang")  # the same finding is not repeated
-
-
-def test_key_audit_reports_query_arguments_and_cookies(clock: FakeClock) -> None:
-    app, cache, _ = make(clock, CACHE_KEY_AUDIT=True)
-    app.debug = True
-
-    @app.get("/q")
-    @cache.cached(timeout=60)
-    def q() -> str:
-        return request.args.get("page", "1") + request.cookies.get("theme", "")
-
-    client = app.test_client()
-    with pytest.warns(KeyAuditWarning) as caught:
-        client.get("/q?page=2")
-    messages = " ".join(str(w.message) for w in caught)
-    assert "query arguments ['page']" in messages
-    assert "cookies ['theme']" in messages
-
-
-def test_key_audit_is_quiet_when_the_key_covers_the_inputs(clock: FakeClock) -> None:
-    app, cache, _ = make(clock, CACHE_KEY_AUDIT=True)
-    app.debug = True
-
-    @app.get("/ok")
-    @cache.cached(timeout=60, query_string=True)
-    def ok() -> Response:
-        response = Response(request.args.get("page", "1") + request.headers.get("Accept", ""))
-        response.headers["Vary"] = "Accept"
-        return response
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        app.test_client().get("/ok?page=2")
-
-
-def test_key_audit_is_off_outside_debug(clock: FakeClock) -> None:
-    app, cache, _ = make(clock, CACHE_KEY_AUDIT=True)
-
-    @app.get("/lang")
-    @cache.cached(timeout=60)
-    def lang() -> str:
-        return request.headers.get("Accept-Language", "en")
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        app.test_client().get("/lang")
-
-
 # -- the rules of issue 9: read on the final response, after after_request handlers -------
 
 
@@ -555,3 +491,44 @@ def test_a_view_that_calls_itself_does_not_wait_on_its_own_claim(clock: FakeCloc
     assert app.test_client().get("/self").text == "outer(inner)"
     assert app.test_client().get("/self").text == "outer(inner)"
     assert runs == ["run", "run"]
+
+
+def test_a_generator_view_that_fails_midway_releases_its_claim(clock: FakeClock) -> None:
+    app, cache, runs = make(clock)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.get("/gen")
+    @cache.cached(timeout=60)
+    def gen() -> Iterator[str]:
+        runs.append("run")
+        yield "a"
+        if len(runs) == 1:
+            raise RuntimeError("broken halfway")
+        yield "b"
+
+    client = app.test_client()
+    assert client.get("/gen").status_code == 500
+    with app.app_context():
+        assert len(cache.store.flights) == 0  # nobody will wait for a dead computation
+    assert client.get("/gen").text == "ab"
+    assert client.get("/gen").text == "ab"
+    assert runs == ["run", "run"]
+
+
+def test_an_audit_warning_raised_as_an_error_still_releases_the_claim(clock: FakeClock) -> None:
+    app, cache, runs = make(clock, CACHE_KEY_AUDIT=True)
+    app.debug = True
+
+    @app.get("/lang")
+    @cache.cached(timeout=60)
+    def lang() -> str:
+        runs.append("run")
+        return request.headers.get("Accept-Language", "en")
+
+    client = app.test_client()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KeyAuditWarning)
+        with pytest.raises(KeyAuditWarning, match="(?i)accept-language"):
+            client.get("/lang", headers={"Accept-Language": "fr"})
+    with app.app_context():
+        assert len(cache.store.flights) == 0

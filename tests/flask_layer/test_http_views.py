@@ -528,7 +528,7 @@ def test_an_audit_warning_raised_as_an_error_still_releases_the_claim(clock: Fak
     client = app.test_client()
     with warnings.catch_warnings():
         warnings.simplefilter("error", KeyAuditWarning)
-        with pytest.raises(KeyAuditWarning, match="(?i)accept-language"):
+        with pytest.raises(KeyAuditWarning, match=r"(?i)accept-language"):
             client.get("/lang", headers={"Accept-Language": "fr"})
     with app.app_context():
         assert len(cache.store.flights) == 0

@@ -19,8 +19,10 @@ from typing import Any
 from flask import Request, Response
 from flask.globals import request_ctx
 from flask.sessions import NullSession
+from werkzeug.datastructures import Headers
 from werkzeug.http import http_date, parse_set_header
 
+from flask_stash import privacy
 from flask_stash.responses import append_headers
 
 CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
@@ -171,17 +173,37 @@ def conditional(response: Response, request: Request) -> Response:
 
 def mark_private(response: Response, request: Request, identity_headers: Iterable[str]) -> None:
     """Say that ``response`` is one user's: ``Cache-Control: private`` (never ``public``)
-    and ``Vary`` on the credentials the request carried, so no shared cache keeps it."""
-    control = response.cache_control
-    if control.public:
-        control.public = False
-    if not control.private:
-        control.private = True
-    vary = response.vary
-    vary.add("Cookie")
-    for name in identity_headers:
-        if name in request.headers:
-            vary.add(name)
+    and ``Vary`` on the credentials the request carried, so no shared cache keeps it.
+
+    Runs on every response of a private view, hits included, so it reads the header
+    strings in one pass and writes only what is missing (a stored page already has both).
+    """
+    headers = response.headers
+    control, vary = _control_and_vary(headers)
+    directives = [d.strip() for d in control.split(",") if d.strip()]
+    names = {d.split("=", 1)[0].strip().lower() for d in directives}
+    if "private" not in names or "public" in names:
+        kept = [d for d in directives if d.split("=", 1)[0].strip().lower() != "public"]
+        headers["Cache-Control"] = ", ".join(kept if "private" in names else ["private", *kept])
+    environ = request.environ
+    wanted = ["Cookie"]
+    wanted += [name for name in identity_headers if privacy.environ_key(name) in environ]
+    present = {name.strip().lower() for name in vary.split(",")}
+    missing = [name for name in wanted if name.lower() not in present]
+    if missing:
+        headers["Vary"] = ", ".join([vary, *missing] if vary else missing)
+
+
+def _control_and_vary(headers: Headers) -> tuple[str, str]:
+    """The ``Cache-Control`` and ``Vary`` values (joined if repeated), in one pass."""
+    control, vary = [], []
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "cache-control":
+            control.append(value)
+        elif lowered == "vary":
+            vary.append(value)
+    return ", ".join(control), ", ".join(vary)
 
 
 def mark(response: Any, label: str | None) -> None:

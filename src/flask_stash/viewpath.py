@@ -389,6 +389,8 @@ def _pending(
     if call.settings.cache_control:
         ttl = store.ttl_for(timeout)
         http.add_freshness(response, ttl, call.settings.protect.stale, call.private)
+    if call.private:  # stored marked: hits then find nothing to add
+        http.mark_private(response, call.request, call.settings.identity_headers)
     frozen = responses.freeze(response, body)
     return PendingStore(call, frozen, response.status_code, http.vary_names(response), timeout,
                         release)  # fmt: skip

@@ -61,7 +61,7 @@ def test_the_other_process_waits_for_the_end_of_the_request(
 
         return app, cache
 
-    (first_app, _), (second_app, second_cache) = make("first"), make("second")
+    (first_app, first_cache), (second_app, second_cache) = make("first"), make("second")
     answers: dict[str, str] = {}
     first = threading.Thread(
         target=lambda: answers.update(first=first_app.test_client().get("/report").text)
@@ -86,3 +86,5 @@ def test_the_other_process_waits_for_the_end_of_the_request(
         assert answers["second"] == "report by first"
         assert runs == ["first"]
     assert len(polls) >= 2
+    first_cache.state(first_app).store.close()
+    second_cache.state(second_app).store.close()

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException, abort
 _RESPONSE = "flask-stash/response"
 _ABORT = "flask-stash/abort"
 _VARY = "flask-stash/vary"
+_PASS = "flask-stash/pass"
 _PER_HIT = frozenset({"age", "x-cache"})
 
 
@@ -74,6 +75,15 @@ def freeze(response: Response, body: bytes | None = None) -> tuple[Any, ...]:
 def freeze_vary(names: tuple[str, ...]) -> tuple[Any, ...]:
     """The marker stored under a view's base key when its responses vary on headers."""
     return (_VARY, names, None)
+
+
+def freeze_pass() -> tuple[Any, ...]:
+    """The marker stored under a key whose last response could not be stored."""
+    return (_PASS, None, None)
+
+
+def is_pass(value: Any) -> bool:
+    return type(value) is tuple and value[:1] == (_PASS,)
 
 
 def vary_of(value: Any) -> tuple[str, ...] | None:

@@ -47,6 +47,11 @@ if TYPE_CHECKING:
     from flask_stash.views import CachedView
 
 Release = Callable[[], None]
+#: Seconds a key whose response was refused for storing is marked "pass": requests then run
+#: the view at once, without waiting for another's computation, and still store a response
+#: that may be stored (Varnish's hit-for-miss).
+PASS_SECONDS = 10.0
+_PASSED = object()  # found() saw a pass marker
 
 
 @dataclass(frozen=True)
@@ -184,11 +189,14 @@ def serve(call: Call) -> Any:
     key = call.key
     forced = call.view.forced(call.args, call.kwargs)
     entry = None if forced else _lookup(call, key, stale_ok=call.settings.protect.stale > 0)
+    passing = entry is not None and responses.is_pass(entry.value)
     if call.state.config.enable_signals:
-        signal = cache_view_miss if entry is None else cache_view_hit
+        signal = cache_view_miss if entry is None or passing else cache_view_hit
         signal.send(cache=call.view.cache, cache_key=call.key, args=call.args, kwargs=call.kwargs)
     if entry is None:
         return _miss_once(call, recheck=not forced)
+    if passing:  # its last response was refused: run it now, nobody to wait for
+        return _respond(call, _nothing)
     if entry.is_fresh(call.state.store.clock()):
         return _hit(call, entry)
     call.state.store.stats.incr(STALE, call.view.scope)
@@ -250,16 +258,20 @@ def _miss_once(call: Call, recheck: bool) -> Any:
     if not store.flights.try_lead(call.key):
         store.flights.wait(call.key, protect.lock_wait)
         entry = _lookup(call, call.key)
-        return _hit(call, entry) if entry is not None else _respond(call, _nothing)
+        if entry is None or responses.is_pass(entry.value):
+            return _respond(call, _nothing)
+        return _hit(call, entry)
     requestend.claim(call.key)
 
     def release_flight() -> None:
         requestend.unclaim(call.key)
         store.flights.release(call.key)
 
-    def found() -> tuple[bool, Any]:  # stored by another process meanwhile?
+    def found() -> tuple[bool, Any]:  # stored (or refused) by another process meanwhile?
         entry = _lookup(call, call.key)
-        return (False, None) if entry is None else (True, _hit(call, entry))
+        if entry is None:
+            return False, None
+        return True, _PASSED if responses.is_pass(entry.value) else _hit(call, entry)
 
     try:
         turn = take_turn(store, call.lookup(call.key), protect, found, recheck)
@@ -268,7 +280,7 @@ def _miss_once(call: Call, recheck: bool) -> Any:
         raise
     if turn.found:
         release_flight()
-        return turn.value
+        return _respond(call, _nothing) if turn.value is _PASSED else turn.value
     return _respond(call, _both(turn.release, release_flight))
 
 
@@ -288,7 +300,9 @@ def _lookup(call: Call, key: str, stale_ok: bool = False) -> Entry | None:
     names = None if entry is None else responses.vary_of(entry.value)
     if names is not None:
         entry = read(call, _variant_key(key, names))
-    if entry is not None and call.view.stale_for(call.app, entry.value, call.args, call.kwargs):
+    if entry is None or responses.is_pass(entry.value):
+        return entry
+    if call.view.stale_for(call.app, entry.value, call.args, call.kwargs):
         return None
     return entry
 
@@ -381,7 +395,7 @@ def _pending(
     )
     body = None if refused else responses.buffered_body(response, call.settings.max_buffer)
     if body is None:
-        release()
+        _refuse(call, release)
         return None
     store = call.state.store
     http.add_validators(response, body, store.clock())
@@ -411,7 +425,7 @@ class PendingStore:
     def finish(self, response: Response) -> None:
         names = self._final_vary(response)
         if names is None:
-            self.release()
+            _refuse(self.call, self.release)
         else:
             self.store(names)
 
@@ -434,6 +448,15 @@ class PendingStore:
         if http.refusal(response, private=call.private, touched_session=False) is not None:
             return None
         return http.vary_names(response)
+
+
+def _refuse(call: Call, release: Release) -> None:
+    """Mark the key "pass" (the view's responses cannot be stored), then end the claim."""
+    try:
+        where = call.lookup(call.key)
+        save(call.state.store, where, responses.freeze_pass(), PASS_SECONDS, None)
+    finally:
+        release()
 
 
 def _store(call: Call, frozen: tuple[Any, ...], names: tuple[str, ...], timeout: Any) -> None:

@@ -88,3 +88,44 @@ def test_the_other_process_waits_for_the_end_of_the_request(
     assert len(polls) >= 2
     first_cache.state(first_app).store.close()
     second_cache.state(second_app).store.close()
+
+
+def test_a_key_whose_response_was_refused_is_never_waited_for(config: dict[str, Any]) -> None:
+    """Hit-for-miss: after a refused response, the next requests run the view at once,
+    even while another process holds the key's lock, and a storable answer is stored."""
+    runs: list[str] = []
+    storable: list[bool] = [False]
+
+    def make(name: str) -> tuple[Flask, Cache]:
+        app = Flask(name)
+        cache = Cache(app, config=config)
+
+        @app.get("/profile")
+        @cache.cached(timeout=60)
+        def profile() -> Response:
+            runs.append(name)
+            response = Response(f"profile by {name}")
+            if not storable[0]:
+                response.set_cookie("visitor", name)
+            return response
+
+        return app, cache
+
+    (first_app, first_cache), (second_app, second_cache) = make("first"), make("second")
+    assert first_app.test_client().get("/profile").text == "profile by first"
+    second_store = second_cache.state(second_app).store
+    key = second_store.backend_key("view//profile") + ":lock"
+    assert second_store.backend.acquire_lock(key, "someone else", 30)  # type: ignore[attr-defined]
+
+    def sleep(seconds: float) -> None:
+        raise AssertionError("waited for a computation whose result cannot be stored")
+
+    second_store.sleep = sleep  # type: ignore[method-assign]
+    assert second_app.test_client().get("/profile").text == "profile by second"
+    storable[0] = True
+    assert second_app.test_client().get("/profile").text == "profile by second"
+    assert first_app.test_client().get("/profile").text == "profile by second"  # stored
+    assert runs == ["first", "second", "second"]
+    second_store.backend.release_lock(key, "someone else")  # type: ignore[attr-defined]
+    first_cache.state(first_app).store.close()
+    second_store.close()

@@ -1,57 +1,75 @@
 """Work that waits for a request's final response: after ``after_request`` handlers ran
 and the session was saved, when ``Set-Cookie`` and ``Vary`` are finally known.
 
-A cached view's miss hands its response to Flask and registers a task here; Flask's
-``request_finished`` signal then gives every task the response the client receives. The
-teardown that follows every request (and every pushed test request context) abandons
-whatever is left: no final response was seen (an ``after_request`` handler failed, or the
-view was called directly inside a request context), so nothing is known to be storable.
+A cached view's miss returns its response to Flask with tasks attached (:func:`defer`):
+the response's class is swapped for a subclass whose WSGI call first gives every task the
+response as the client receives it, headers final, then sends it as usual. Requests
+without tasks (every hit of a shared page, every other route) pay nothing: no signal
+receiver, no teardown function.
 
-Tasks live on the request context, not on the request object: a copied context (a
-background refresh) shares the request but must not finish the original's tasks.
+If that call never happens, the tasks are abandoned (nothing is stored, as nothing is
+known to be storable, and claims on keys are released): at once when the request fails
+(Flask's ``got_request_exception``, sent only then: an ``after_request`` handler raised),
+otherwise when the request context is garbage (an ``after_request`` handler replaced the
+response object, or the view was called directly inside a request context).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from flask import Flask, Response, request_finished
+from flask import Flask, Response, got_request_exception
 from flask.globals import _cv_request
 
 logger = logging.getLogger("flask_stash")
 _TASKS = "_flask_stash_tasks"
 _CLAIMS = "_flask_stash_claims"
+_PENDING = "_flask_stash_pending"  # on the request context: the task lists of its responses
 _INSTALLED = "flask-stash-request-end"
+_sending_classes: dict[type[Response], type[Response]] = {}
 
 
 class Task(Protocol):
     def finish(self, response: Response) -> None:
-        """Called once, with the final response."""
+        """Called once, with the final response, just before it is sent."""
 
     def abandon(self) -> None:
-        """Called instead of :meth:`finish` when the request ended without one."""
+        """Called instead of :meth:`finish` when the response is never sent."""
 
 
 def install(app: Flask) -> None:
-    """Connect the request-end hooks to ``app`` (once per app, at ``init_app``)."""
-    if app.extensions.get(_INSTALLED):
-        return
-    app.extensions[_INSTALLED] = True
-    request_finished.connect(_finished, app, weak=False)
-    app.teardown_request(_teardown)
+    """Abandon a failed request's tasks at once (connected once per app, at ``init_app``)."""
+    if not app.extensions.get(_INSTALLED):
+        app.extensions[_INSTALLED] = True
+        got_request_exception.connect(_failed, app, weak=False)
 
 
-def defer(task: Task) -> None:
-    """Run ``task.finish`` when the current request ends."""
-    context = _cv_request.get()
-    tasks: list[Task] | None = getattr(context, _TASKS, None)
+def defer(response: Response, task: Task, *, holds_claim: bool = False) -> None:
+    """Run ``task.finish(final response)`` when ``response`` is sent.
+
+    ``holds_claim``: the task must be abandoned if the response is never sent (it
+    releases a claim on a key); other tasks (marking a hit as private) are simply dropped.
+    """
+    tasks: list[Task] | None = response.__dict__.get(_TASKS)
     if tasks is None:
-        tasks = []
-        setattr(context, _TASKS, tasks)
+        tasks = response.__dict__[_TASKS] = []
+        response.__class__ = _sending_class(type(response))
     tasks.append(task)
+    context = _cv_request.get(None)
+    if holds_claim and context is not None:
+        pending: list[list[Task]] = context.__dict__.setdefault(_PENDING, [])
+        if not any(listed is tasks for listed in pending):
+            pending.append(tasks)
+            weakref.finalize(context, _abandon, tasks)  # the last resort
+
+
+def _failed(sender: Flask, **_: Any) -> None:
+    context = _cv_request.get(None)
+    for tasks in context.__dict__.pop(_PENDING, ()) if context is not None else ():
+        _abandon(tasks)
 
 
 def claim(key: str) -> None:
@@ -74,20 +92,32 @@ def holds(key: str) -> bool:
     return key in (getattr(_cv_request.get(None), _CLAIMS, None) or ())
 
 
-def _finished(sender: Flask, response: Response, **_: Any) -> None:
-    _run_all([functools.partial(task.finish, response) for task in _take()])
+def _sending_class(base: type[Response]) -> type[Response]:
+    """``base`` with a WSGI call that finishes the response's tasks first (one per class)."""
+    found = _sending_classes.get(base)
+    if found is not None:
+        return found
+
+    def __call__(self: Response, environ: Any, start_response: Any) -> Iterable[bytes]:
+        tasks: list[Task] = self.__dict__.get(_TASKS) or []
+        steps = [_bind(task.finish, self) for task in tasks]
+        tasks.clear()  # finished: the safety net finds nothing left
+        _run_all(steps)
+        return base.__call__(self, environ, start_response)
+
+    sending = type(base.__name__, (base,), {"__call__": __call__, "__module__": base.__module__})
+    _sending_classes[base] = sending
+    return sending
 
 
-def _teardown(error: BaseException | None) -> None:
-    _run_all([task.abandon for task in _take()])
+def _bind(step: Callable[[Response], None], response: Response) -> Callable[[], None]:
+    return lambda: step(response)
 
 
-def _take() -> list[Task]:
-    context = _cv_request.get(None)
-    tasks: list[Task] = getattr(context, _TASKS, None) or []
-    if tasks:
-        setattr(context, _TASKS, None)
-    return tasks
+def _abandon(tasks: list[Task]) -> None:
+    steps = [task.abandon for task in tasks]
+    tasks.clear()
+    _run_all(steps)
 
 
 def _run_all(steps: list[Callable[[], None]]) -> None:

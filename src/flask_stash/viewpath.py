@@ -26,7 +26,7 @@ from werkzeug.exceptions import HTTPException
 from flask_stash import audit, http, privacy, requestend, responses
 from flask_stash.calls import join_generator
 from flask_stash.core.api import MISS, SupportsLock
-from flask_stash.core.engine import Lookup, find, save
+from flask_stash.core.engine import Counter, Lookup, find_counted, save
 from flask_stash.core.entry import Entry
 from flask_stash.core.guard import (
     REFRESH_ERROR,
@@ -77,6 +77,9 @@ class Settings:
     ignored_cookies: tuple[str, ...]
     identity_headers: tuple[str, ...]
     protect: Protection
+    #: The view's hit and miss counters, looked up once (``next()`` counts one).
+    hits: Counter
+    misses: Counter
 
     @classmethod
     def of(cls, view: CachedView, state: AppState) -> Settings:
@@ -94,6 +97,8 @@ class Settings:
             ignored_cookies=state.config.view_private_ignore_cookies,
             identity_headers=state.config.view_private_headers,
             protect=protection_for(view.overrides, state),
+            hits=state.store.stats.counter(HIT, view.scope),
+            misses=state.store.stats.counter(MISS_EVENT, view.scope),
         )
 
 
@@ -164,9 +169,12 @@ def make_call(
     return Call(view, app, state, key + who.suffix, args, kwargs, settings, current, backend_stamps)
 
 
-def mark_private_later(identity_headers: tuple[str, ...]) -> None:
-    """Mark the final response of this request as one user's (misses and hits alike)."""
-    requestend.defer(_PrivateMark(identity_headers))
+def mark_private(app: Flask, result: Any, identity_headers: tuple[str, ...]) -> Response:
+    """``result`` as a response that will be marked as one user's when it is sent (after
+    every ``after_request`` handler), on misses and hits alike."""
+    response: Response = app.make_response(result)
+    requestend.defer(response, _PrivateMark(identity_headers))
+    return response
 
 
 @dataclass
@@ -183,7 +191,11 @@ class _PrivateMark:
 def serve(call: Call) -> Any:
     """Answer the request from the cache, or run the view and maybe store its response."""
     if call.stamps:  # only private calls have per-user stamps
-        mark_private_later(call.settings.identity_headers)
+        return mark_private(call.app, _serve(call), call.settings.identity_headers)
+    return _serve(call)
+
+
+def _serve(call: Call) -> Any:
     if not http.request_is_cacheable(call.request, call.settings.honor_no_cache):
         return call.run()
     key = call.key
@@ -300,7 +312,7 @@ def _lookup(call: Call, key: str, stale_ok: bool = False) -> Entry | None:
     names = None if entry is None else responses.vary_of(entry.value)
     if names is not None:
         entry = read(call, _variant_key(key, names))
-    if entry is None or responses.is_pass(entry.value):
+    if entry is None or call.view.is_stale is None or responses.is_pass(entry.value):
         return entry
     if call.view.stale_for(call.app, entry.value, call.args, call.kwargs):
         return None
@@ -308,8 +320,9 @@ def _lookup(call: Call, key: str, stale_ok: bool = False) -> Entry | None:
 
 
 def _fresh(call: Call, key: str) -> Entry | None:
-    store = call.state.store
-    return find(store, store.backend_key(key), call.stamps, call.view.scope)[0]
+    store, settings = call.state.store, call.settings
+    bkey = store.backend_key(key)
+    return find_counted(store, bkey, call.stamps, settings.hits, settings.misses)[0]
 
 
 def _servable(call: Call, key: str) -> Entry | None:
@@ -352,11 +365,11 @@ def _respond(call: Call, release: Release | None, at_request_end: bool = True) -
         response: Response = call.app.make_response(value)
         touched = http.session_touched()
         if reads is not None:
-            requestend.defer(_AuditReport(call, reads, touched))
+            requestend.defer(response, _AuditReport(call, reads, touched))
         if release is not None:
             pending = _pending(call, value, response, touched, release)
             if pending is not None and at_request_end:
-                requestend.defer(pending)
+                requestend.defer(response, pending, holds_claim=True)
             elif pending is not None:  # a background refresh: no after_request handler runs
                 pending.store(pending.vary)
     except HTTPException as error:

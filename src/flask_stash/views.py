@@ -170,9 +170,11 @@ class CachedView:
         """Run the function uncached when its key cannot be built: logged rate-limited,
         or raised with ``CACHE_FAIL_OPEN = False``."""
         state.store.policy.handle(error, f"key of {self.scope}")
+        result = app.ensure_sync(self.fn)(*args, **kwargs)
         if routed and self.http.private:
-            viewpath.mark_private_later(viewpath.settings_for(self, state).identity_headers)
-        return app.ensure_sync(self.fn)(*args, **kwargs)
+            headers = viewpath.settings_for(self, state).identity_headers
+            return viewpath.mark_private(app, result, headers)
+        return result
 
     def _function_call(
         self, app: Any, state: AppState, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]

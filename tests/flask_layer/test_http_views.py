@@ -532,3 +532,43 @@ def test_an_audit_warning_raised_as_an_error_still_releases_the_claim(clock: Fak
             client.get("/lang", headers={"Accept-Language": "fr"})
     with app.app_context():
         assert len(cache.store.flights) == 0
+
+
+def test_a_response_replaced_by_an_after_request_handler_is_not_stored(clock: FakeClock) -> None:
+    app, cache, runs = make(clock)
+
+    @app.get("/wrapped")
+    @cache.cached(timeout=60)
+    def wrapped() -> str:
+        runs.append("run")
+        return "inner"
+
+    @app.after_request
+    def replace(response: Response) -> Response:
+        return Response(f"wrapped {response.get_data(as_text=True)}")
+
+    client = app.test_client()
+    assert client.get("/wrapped").text == "wrapped inner"
+    with app.app_context():
+        assert len(cache.store.flights) == 0  # the claim ended with the request
+    assert client.get("/wrapped").text == "wrapped inner"
+    assert runs == ["run", "run"]
+
+
+def test_a_view_called_directly_in_a_request_context_stores_nothing(clock: FakeClock) -> None:
+    app, cache, runs = make(clock)
+
+    @app.get("/direct")
+    @cache.cached(timeout=60)
+    def direct() -> str:
+        runs.append("run")
+        return "direct"
+
+    with app.test_request_context("/direct"):
+        assert direct().get_data(as_text=True) == "direct"  # type: ignore[attr-defined]
+        assert direct().get_data(as_text=True) == "direct"  # type: ignore[attr-defined]
+    with app.app_context():
+        assert len(cache.store.flights) == 0
+    assert app.test_client().get("/direct").text == "direct"
+    assert app.test_client().get("/direct").text == "direct"
+    assert runs == ["run", "run", "run"]

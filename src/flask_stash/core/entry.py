@@ -72,3 +72,28 @@ def is_immutable(value: object) -> bool:
     if kind is tuple or kind is frozenset:
         return all(is_immutable(item) for item in value)  # type: ignore[attr-defined]
     return False
+
+
+_NUMBER = (int, float)
+
+
+def is_well_formed(entry: Entry) -> bool:
+    """Whether the metadata fields have the types the engine relies on.
+
+    Signed entries were written by this library; an unsigned one may have been written by
+    anyone who can reach the backend, and a wrong type there must be a miss, not an error
+    in the middle of a request.
+    """
+    _, created, fresh_until, stale_until, version, tags, cost = entry
+    return (
+        type(created) in _NUMBER
+        and (fresh_until is None or type(fresh_until) in _NUMBER)
+        and (stale_until is None or type(stale_until) in _NUMBER)
+        and (version is None or type(version) is bytes)
+        and type(tags) is tuple
+        and all(
+            type(tag) is tuple and len(tag) == 2 and type(tag[0]) is type(tag[1]) is str
+            for tag in tags
+        )
+        and type(cost) in _NUMBER
+    )

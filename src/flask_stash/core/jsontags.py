@@ -95,7 +95,7 @@ _DECODERS: dict[str, Callable[[Any], object]] = {
     "\x00t": lambda items: tuple(_decode(v) for v in items),
     "\x00s": lambda items: {_decode(v) for v in items},
     "\x00fs": lambda items: frozenset(_decode(v) for v in items),
-    "\x00b": base64.b64decode,
+    "\x00b": lambda text: base64.b64decode(text, validate=True),
     "\x00dt": dt.datetime.fromisoformat,
     "\x00d": dt.date.fromisoformat,
     "\x00tm": dt.time.fromisoformat,

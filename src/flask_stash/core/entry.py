@@ -6,6 +6,7 @@ stale-while-revalidate, ``Age`` headers and invalidation stamps work on every ba
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 from flask_stash.core.errors import UndecodableEntry
@@ -75,6 +76,12 @@ def is_immutable(value: object) -> bool:
 
 
 _NUMBER = (int, float)
+_OPTIONAL_NUMBER = (int, float, type(None))
+# The allowed types of (created, fresh_until, stale_until, version, cost), as one set: a
+# single lookup checks them all, which matters on a hit.
+_FIELD_TYPES = frozenset(
+    itertools.product(_NUMBER, _OPTIONAL_NUMBER, _OPTIONAL_NUMBER, (type(None), bytes), _NUMBER)
+)
 
 
 def is_well_formed(entry: Entry) -> bool:
@@ -85,15 +92,9 @@ def is_well_formed(entry: Entry) -> bool:
     in the middle of a request.
     """
     _, created, fresh_until, stale_until, version, tags, cost = entry
-    return (
-        type(created) in _NUMBER
-        and (fresh_until is None or type(fresh_until) in _NUMBER)
-        and (stale_until is None or type(stale_until) in _NUMBER)
-        and (version is None or type(version) is bytes)
-        and type(tags) is tuple
-        and all(
-            type(tag) is tuple and len(tag) == 2 and type(tag[0]) is type(tag[1]) is str
-            for tag in tags
-        )
-        and type(cost) in _NUMBER
+    kinds = (type(created), type(fresh_until), type(stale_until), type(version), type(cost))
+    if kinds not in _FIELD_TYPES or type(tags) is not tuple:
+        return False
+    return not tags or all(
+        type(tag) is tuple and len(tag) == 2 and type(tag[0]) is type(tag[1]) is str for tag in tags
     )

@@ -14,6 +14,7 @@ import redis
 from flask import Flask
 
 from flask_stash import Cache
+from flask_stash.core.serializers import JsonSerializer, PickleSerializer
 from flask_stash.core.stats import UNDECODABLE
 
 from . import servers
@@ -257,3 +258,40 @@ def test_sealed_counters_are_atomic_on_memcached(memcached_pair: list[servers.Se
         assert cache.get("hits") == -100
         cache.store.backend.set(cache.store.backend_key("forged"), b"999999", None)
         assert cache.get("forged") is None
+
+
+#: Well-formed unsigned entries whose value is not a response the view stored.
+VIEW_VALUES: dict[str, object] = {
+    "an integer": 7,
+    "a list": [1, 2],
+    "None": None,
+    "a short tuple": ("r", 1),
+    "a response of wrong types": ("flask-stash/response", "200", (), "body"),
+    "a response with bad headers": ("flask-stash/response", 200, ((1, 2),), b"body"),
+    "a truncated response": ("flask-stash/response", 200),
+    "an abort with an unknown code": ("flask-stash/abort", 999, None),
+    "a vary marker with bad names": ("flask-stash/vary", 5, None),
+    "a vary marker naming nothing": ("flask-stash/vary", (1,), None),
+}
+
+
+@pytest.mark.parametrize("serializer", [JsonSerializer, PickleSerializer])
+@pytest.mark.parametrize("name", VIEW_VALUES)
+def test_unsigned_entries_of_the_wrong_shape_under_a_view_key_are_misses(
+    backend_config: dict[str, Any], serializer: type[JsonSerializer], name: str
+) -> None:
+    """Without a key anyone who can write to the backend can store a well-formed entry;
+    a view still answers 200 with a fresh page."""
+    choice = "json" if serializer is JsonSerializer else "pickle"
+    app, cache, calls = build({**backend_config, "CACHE_SERIALIZER": choice})
+    entry = (VIEW_VALUES[name], 1.0, None, None, None, (), 0.0)
+    with app.app_context():
+        write = raw_writer(cache, backend_config)
+        write(cache.store.backend_key("view//page"), serializer().dumps(entry))
+    for _ in range(2):
+        response = app.test_client().get("/page")
+        assert (response.status_code, response.text) == (200, "fresh page")
+    assert calls == ["page"]
+    with app.app_context():
+        assert cache.statistics.get(UNDECODABLE) >= 1  # read again under the miss's lock
+        cache.clear()

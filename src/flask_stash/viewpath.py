@@ -28,7 +28,7 @@ from flask_stash.core.guard import (
     executor_for,
     once_across_processes,
 )
-from flask_stash.core.stats import HIT, MISS_EVENT
+from flask_stash.core.stats import HIT, MISS_EVENT, UNDECODABLE
 from flask_stash.protection import protection_for
 from flask_stash.signals import cache_view_hit, cache_view_miss
 from flask_stash.state import AppState
@@ -190,6 +190,9 @@ def _lookup(call: Call, key: str, stale_ok: bool = False) -> Entry | None:
     names = None if entry is None else responses.vary_of(entry.value)
     if names is not None:
         entry = read(call, _variant_key(key, names))
+    if entry is not None and not responses.is_replayable(entry.value):
+        call.state.store.stats.incr(UNDECODABLE)  # an unsigned entry someone else wrote
+        return None
     if entry is not None and call.view.stale_for(call.app, entry.value, call.args, call.kwargs):
         return None
     return entry

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 import redis
-from flask import Flask
+from flask import Flask, render_template_string
 
 from flask_stash import Cache
 from flask_stash.core.serializers import JsonSerializer, PickleSerializer
 from flask_stash.core.stats import UNDECODABLE
+from flask_stash.jinja import make_template_fragment_key
 
 from . import servers
 from .hostile import BLOBS
@@ -295,3 +296,17 @@ def test_unsigned_entries_of_the_wrong_shape_under_a_view_key_are_misses(
     with app.app_context():
         assert cache.statistics.get(UNDECODABLE) >= 1  # read again under the miss's lock
         cache.clear()
+
+
+@pytest.mark.parametrize("value", [7, None, [1], b"x"], ids=repr)
+def test_template_fragment_over_an_unsigned_entry_of_the_wrong_type(value: object) -> None:
+    app = Flask("fragments")
+    cache = Cache(app)
+    template = "{% cache 60, 'frag' %}fresh{% endcache %}"
+    with app.test_request_context():
+        key = cache.store.backend_key(make_template_fragment_key("frag"))
+        entry = (value, 1.0, None, None, None, (), 0.0)
+        cache.store.backend.set(key, PickleSerializer().dumps(entry), None)
+        assert render_template_string(template) == "fresh"
+        assert cache.get(make_template_fragment_key("frag")) == "fresh"  # stored over it
+        assert cache.statistics.get(UNDECODABLE) == 1

@@ -81,15 +81,29 @@ def test_no_warning_for_short_keys_outside_debug_or_long_keys(
 # -- rotation ----------------------------------------------------------------------------
 
 
-def test_secret_key_fallbacks_keep_entries_readable() -> None:
+ROTATIONS = {
+    "SECRET_KEY_FALLBACKS": (
+        {"SECRET_KEY": "old secret"},
+        {"SECRET_KEY": "new secret", "SECRET_KEY_FALLBACKS": ["old secret"]},
+    ),
+    "CACHE_SIGNING_KEY_FALLBACKS": (
+        {"CACHE_SIGNING_KEY": "old"},
+        {"CACHE_SIGNING_KEY": "new", "CACHE_SIGNING_KEY_FALLBACKS": ["old"]},
+    ),
+}
+
+
+@pytest.mark.parametrize("setting", ROTATIONS)
+def test_fallback_keys_keep_entries_and_counters_readable(setting: str) -> None:
     backend = MemoryBackend()
-    config = {"CACHE_TYPE": lambda app, config, args, kwargs: backend}
-    old_app = make_app(SECRET_KEY="old secret", **config)
+    shared = {"CACHE_TYPE": lambda app, config, args, kwargs: backend}
+    before, after = ROTATIONS[setting]
+    old_app = make_app(**before, **shared)
     old = Cache(old_app)
     with old_app.app_context():
         old.set("k", "kept")
         old.inc("n", 3)
-    new_app = make_app(SECRET_KEY="new secret", SECRET_KEY_FALLBACKS=["old secret"], **config)
+    new_app = make_app(**after, **shared)
     new = Cache(new_app)
     with new_app.app_context():
         assert new.get("k") == "kept"
@@ -97,18 +111,6 @@ def test_secret_key_fallbacks_keep_entries_readable() -> None:
         new.set("k2", "written with the new key")
     with old_app.app_context():
         assert old.get("k2") is None
-
-
-def test_signing_key_fallbacks_keep_entries_readable() -> None:
-    backend = MemoryBackend()
-    config = {"CACHE_TYPE": lambda app, config, args, kwargs: backend}
-    old_app = make_app(CACHE_SIGNING_KEY="old", **config)
-    old = Cache(old_app)
-    with old_app.app_context():
-        old.set("k", "kept")
-    new_app = make_app(CACHE_SIGNING_KEY="new", CACHE_SIGNING_KEY_FALLBACKS=["old"], **config)
-    with new_app.app_context():
-        assert Cache(new_app).get("k") == "kept"
 
 
 @pytest.mark.parametrize("fallbacks", ["old", [""], [1], 5])

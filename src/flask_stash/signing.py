@@ -64,6 +64,7 @@ def check_signing(app: Any, config: CacheConfig, store: Store) -> None:
     secrets = app_secrets(config, app)
     signed = getattr(store.serializer, "signer", None) is not None
     if not signed and config.require_signing:
+        store.close()  # the app will not start: let go of the connections it opened
         raise ConfigurationError(
             f"CACHE_REQUIRE_SIGNING is set but the cache of app {app.name!r} is not signed: "
             "set SECRET_KEY or CACHE_SIGNING_KEY"

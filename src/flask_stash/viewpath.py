@@ -190,8 +190,9 @@ def _lookup(call: Call, key: str, stale_ok: bool = False) -> Entry | None:
     names = None if entry is None else responses.vary_of(entry.value)
     if names is not None:
         entry = read(call, _variant_key(key, names))
-    if entry is not None and not responses.is_replayable(entry.value):
-        call.state.store.stats.incr(UNDECODABLE)  # an unsigned entry someone else wrote
+    store = call.state.store
+    if entry is not None and not store.entries_signed and not responses.is_replayable(entry.value):
+        store.stats.incr(UNDECODABLE)  # an unsigned entry someone else wrote
         return None
     if entry is not None and call.view.stale_for(call.app, entry.value, call.args, call.kwargs):
         return None

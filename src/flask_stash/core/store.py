@@ -74,8 +74,9 @@ class Store:
         self._decoded_limit = DECODED_MEMO_SIZE if shares else 0
         self._decoded: dict[int, tuple[bytes, Entry]] = {}
         signer = getattr(self.serializer, "signer", None)
-        # Signed entries were written by us: only unsigned ones need their fields checked.
-        self._untrusted = signer is None
+        #: Whether entries are signed, hence written by us: only unsigned entries need
+        #: their fields (and front ends their values' shapes) checked on every read.
+        self.entries_signed = signer is not None
         self.counters = CounterSeal(None if signer is None else signer.derive(b"counter"))
         self.key_alarm = MismatchAlarm(lambda: self.clock())
 
@@ -178,7 +179,7 @@ class Store:
             return known[1]
         try:
             entry = Entry.load(self.serializer.loads(blob))
-            if self._untrusted and not is_well_formed(entry):
+            if not self.entries_signed and not is_well_formed(entry):
                 raise UndecodableEntry("entry fields of the wrong types")
         except SignatureMismatch:
             self.stats.incr(KEY_MISMATCH)

@@ -35,7 +35,12 @@ SIGNED_CUSTOM_MARK = b"fs2u"
 
 
 class Serializer(Protocol):
-    """Converts a Python object to bytes carrying a format marker, and back."""
+    """Converts a Python object to bytes carrying a format marker, and back.
+
+    A serializer that authenticates its blobs also has a ``signer`` attribute (a
+    :class:`~flask_stash.core.signing.Signer`): the store then seals counters with a key
+    derived from it and skips re-checking the entries it reads.
+    """
 
     name: str
 
@@ -108,9 +113,6 @@ class PickleSerializer(_Format):
     or unsigned) is never unpickled. ``fallback_keys`` are accepted for reading so keys can
     be rotated without dropping the whole cache. Keys of any length work (they are derived,
     see :func:`flask_stash.core.signing.derive_key`); a short one is merely guessable.
-
-    .. versionchanged:: 0.2
-        Keys of any length; entries signed by earlier versions read as misses.
     """
 
     plain_mark = PICKLE_MARK
@@ -156,9 +158,6 @@ class JsonSerializer(_Format):
     ``UUID``, ``Decimal``, ``set``, ``frozenset`` and dicts with non-string keys, nested
     freely. Anything else raises :class:`SerializationError` at write time. With a
     ``signing_key`` entries are authenticated exactly like signed pickle.
-
-    .. versionchanged:: 0.2
-        ``signing_key`` and ``fallback_keys``.
     """
 
     plain_mark = JSON_MARK

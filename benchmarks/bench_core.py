@@ -33,6 +33,8 @@ from flask_caching import Cache
 from flask_stash.core import memoize
 from flask_stash.core.backends.filesystem import FileSystemBackend
 from flask_stash.core.backends.memory import MemoryBackend
+from flask_stash.core.backends.null import NullBackend
+from flask_stash.core.serializers import JsonSerializer, PickleSerializer, Serializer
 from flask_stash.core.store import Store
 
 Op = Callable[[], object]
@@ -519,6 +521,31 @@ def write_json(
 # -- main -------------------------------------------------------------------------------
 
 
+SIGNING_KEY = "bench-signing-key-0123456789abcdef"
+DECODERS: dict[str, Callable[[], Serializer]] = {
+    "pickle": PickleSerializer,
+    "pickle, signed": lambda: PickleSerializer(signing_key=SIGNING_KEY),
+    "json": JsonSerializer,
+    "json, signed": lambda: JsonSerializer(signing_key=SIGNING_KEY),
+}
+
+
+def decode_scenario(settings: Settings) -> Scenario:
+    """What a hit on a shared backend pays to turn the stored bytes into an entry (the
+    in-memory backend decodes an immutable entry once and reuses it)."""
+    contenders = [
+        Contender(name, decoding(make()), 3, None if name == "pickle" else "pickle")
+        for name, make in DECODERS.items()
+    ]
+    return micro("decoding one memoize entry (each hit on a shared backend)", contenders, settings)
+
+
+def decoding(serializer: Serializer) -> Op:
+    store = Store(NullBackend(), serializer=serializer)
+    blob = serializer.dumps((3, 1.0, None, None, None, (), 0.0))
+    return lambda: store.decode(blob).value  # type: ignore[union-attr]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples, 1 bulk round")
@@ -531,7 +558,7 @@ def run(env: Env, settings: Settings) -> list[Scenario]:
     scenarios = [memoize_memory(env, settings), memoize_filesystem(env, settings)]
     for scenario in scenarios:
         print_micro(scenario)
-    for scenario in get_set_scenarios(env, settings):
+    for scenario in [*get_set_scenarios(env, settings), decode_scenario(settings)]:
         print_micro(scenario)
         scenarios.append(scenario)
     bulk = bulk_scenario(env, settings)

@@ -1,7 +1,9 @@
 """Flask layer benchmark: ``@cache.memoize`` and ``@cache.cached`` hits, Flask-Stash vs
 Flask-Caching (``SimpleCache``), side by side in one run.
 
-Run: ``.venv/bin/python benchmarks/bench_flask.py [--quick] [--strict] [--json PATH]``
+Run: ``.venv/bin/python benchmarks/bench_flask.py [--quick] [--strict] [--json PATH]
+[--signing-key KEY] [--serializer pickle|json]`` (the last two configure Flask-Stash's app:
+signed entries, and the JSON serializer).
 
 Reuses the interleaved sampling of ``bench_core.py`` (see ``benchmarks/README.md``).
 """
@@ -113,17 +115,28 @@ def targets(memo: Scenario, view: Scenario) -> list[Target]:
     ]
 
 
+def stash_config(secret_key: str | None, serializer: str) -> dict[str, Any]:
+    config: dict[str, Any] = {"CACHE_SERIALIZER": serializer}
+    if secret_key:
+        config["CACHE_SIGNING_KEY"] = secret_key
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target fails")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--signing-key", help="CACHE_SIGNING_KEY of the Flask-Stash app (signed entries)"
+    )
+    parser.add_argument("--serializer", choices=["pickle", "json"], default="pickle")
     args = parser.parse_args(argv)
     settings = Settings(samples=30, bulk_rounds=0) if args.quick else Settings(200, 0)
     info = environment(settings, args.quick)
     print_environment(info)
     apps = {
-        "stash": make_app(StashCache, {}),
+        "stash": make_app(StashCache, stash_config(args.signing_key, args.serializer)),
         "fc": make_app(FlaskCachingCache, {"CACHE_TYPE": "SimpleCache"}),
     }
     with ExitStack() as stack:

@@ -87,7 +87,7 @@ def test_signed_pickle_never_unpickles_unsigned_or_foreign_entries() -> None:
     with pytest.raises(UndecodableEntry, match="unsigned"):
         serializer.loads(PickleSerializer().dumps("plain"))
     with pytest.raises(UndecodableEntry):
-        serializer.loads(b"fs1s" + b"\x00" * 32 + b"cos\nsystem\n(S'echo pwned'\ntR.")
+        serializer.loads(b"fs2s" + b"\x00" * 32 + b"cos\nsystem\n(S'echo pwned'\ntR.")
 
 
 def test_signature_from_another_key_is_refused_but_rotation_works() -> None:
@@ -100,9 +100,18 @@ def test_signature_from_another_key_is_refused_but_rotation_works() -> None:
     assert rotated.loads(blob) == "value"
 
 
-def test_short_signing_keys_are_rejected() -> None:
-    with pytest.raises(ConfigurationError, match="16 bytes"):
-        PickleSerializer(signing_key="short")
+@pytest.mark.parametrize("key", ["dev", "secret key", b"\x00", "k" * 500])
+def test_signing_keys_of_any_length_work(key: str | bytes) -> None:
+    serializer = PickleSerializer(signing_key=key)
+    assert serializer.loads(serializer.dumps({"a": 1})) == {"a": 1}
+    with pytest.raises(UndecodableEntry, match="signature"):
+        PickleSerializer(signing_key=key + key[:1]).loads(serializer.dumps({"a": 1}))
+
+
+@pytest.mark.parametrize("key", ["", b"", 1234])
+def test_empty_or_non_text_signing_keys_are_rejected(key: object) -> None:
+    with pytest.raises(ConfigurationError, match="non-empty str or bytes"):
+        PickleSerializer(signing_key=key)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

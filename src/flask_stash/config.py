@@ -32,7 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_IGNORE_ERRORS": False,
     "CACHE_NO_NULL_WARNING": False,
     "CACHE_FAIL_OPEN": True,
-    "CACHE_SIGNING_KEY": None,
+    "CACHE_SIGNING_KEY": None,  # default: the app's SECRET_KEY
+    "CACHE_SIGNING_KEY_FALLBACKS": None,  # default: SECRET_KEY_FALLBACKS with SECRET_KEY
+    "CACHE_REQUIRE_SIGNING": False,
     "CACHE_VIEW_STATUSES": None,
     "CACHE_VIEW_HONOR_NO_CACHE": False,
     "CACHE_VIEW_CACHE_CONTROL": False,
@@ -94,6 +96,8 @@ class CacheConfig:
     no_null_warning: bool
     fail_open: bool
     signing_key: str | bytes | None
+    signing_key_fallbacks: tuple[str | bytes, ...] | None
+    require_signing: bool
     view_statuses: frozenset[int]
     view_honor_no_cache: bool
     view_cache_control: bool
@@ -142,6 +146,8 @@ def read(merged: Mapping[str, Any]) -> CacheConfig:
         no_null_warning=_bool(merged, "CACHE_NO_NULL_WARNING"),
         fail_open=_bool(merged, "CACHE_FAIL_OPEN"),
         signing_key=_signing_key(merged),
+        signing_key_fallbacks=_signing_key_fallbacks(merged),
+        require_signing=_bool(merged, "CACHE_REQUIRE_SIGNING"),
         view_statuses=_statuses(merged.get("CACHE_VIEW_STATUSES")),
         view_honor_no_cache=_bool(merged, "CACHE_VIEW_HONOR_NO_CACHE"),
         view_cache_control=_bool(merged, "CACHE_VIEW_CACHE_CONTROL"),
@@ -276,3 +282,17 @@ def _signing_key(merged: Mapping[str, Any]) -> str | bytes | None:
     if value is not None and not isinstance(value, (str, bytes)):
         raise ConfigurationError("CACHE_SIGNING_KEY must be str or bytes")
     return value
+
+
+def _signing_key_fallbacks(merged: Mapping[str, Any]) -> tuple[str | bytes, ...] | None:
+    value = merged["CACHE_SIGNING_KEY_FALLBACKS"]
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ConfigurationError("CACHE_SIGNING_KEY_FALLBACKS must be a list of str or bytes")
+    keys = tuple(value)
+    if not all(isinstance(k, (str, bytes)) and k for k in keys):
+        raise ConfigurationError(
+            f"CACHE_SIGNING_KEY_FALLBACKS holds empty or non-text keys: {value!r}"
+        )
+    return keys

@@ -13,6 +13,7 @@ from flask_stash import config as config_module
 from flask_stash import factory, memo, requestend, views
 from flask_stash.core.stats import Stats
 from flask_stash.core.store import Store, Timeout
+from flask_stash.signing import check_signing
 from flask_stash.state import AppState
 
 EXTENSION_KEY = "flask-stash"
@@ -49,6 +50,7 @@ class Cache:
         settings = config_module.read(merged)
         _warn_like_flask_caching(settings)
         built = factory.build(app, settings)
+        check_signing(app, settings, built.store)
         app.extensions.setdefault("cache", {})[self] = built.backend_object
         app.extensions.setdefault(EXTENSION_KEY, {})[self] = AppState(
             settings, built.store, built.backend_object

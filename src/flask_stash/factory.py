@@ -19,8 +19,14 @@ from flask_stash.config import CacheConfig
 from flask_stash.core.api import Backend
 from flask_stash.core.backends import parse_url
 from flask_stash.core.errors import ConfigurationError
-from flask_stash.core.serializers import JsonSerializer, PickleSerializer, Serializer
+from flask_stash.core.serializers import (
+    CustomSerializer,
+    JsonSerializer,
+    PickleSerializer,
+    Serializer,
+)
 from flask_stash.core.store import Store
+from flask_stash.signing import app_secrets
 
 Factory = Callable[[Any, Mapping[str, Any], list[Any], dict[str, Any]], Any]
 
@@ -110,45 +116,22 @@ class ForeignCache(BaseCache):
 
 
 def serializer_for(config: CacheConfig, app: Any) -> Serializer:
-    """``CACHE_SERIALIZER``: ``None``/``"pickle"`` (signed when a key is known), ``"json"``,
-    or an object with ``dumps``/``loads``."""
+    """``CACHE_SERIALIZER``: ``None``/``"pickle"``, ``"json"``, or an object with
+    ``dumps``/``loads``; each signed when a key is known (see :mod:`flask_stash.signing`)."""
     choice = config.serializer
+    secrets = app_secrets(config, app)
+    keys: dict[str, Any] = {"signing_key": secrets.key, "fallback_keys": secrets.fallbacks}
     if choice is None or choice == "pickle":
-        key = config.signing_key or getattr(app, "secret_key", None)
-        return PickleSerializer(signing_key=key) if key else PickleSerializer()
+        return PickleSerializer(**keys)
     if choice == "json":
-        return JsonSerializer()
+        return JsonSerializer(**keys)
     if isinstance(choice, type):
         choice = choice()
     if callable(getattr(choice, "dumps", None)) and callable(getattr(choice, "loads", None)):
-        return _ForeignSerializer(choice)
+        return CustomSerializer(choice, **keys)
     raise ConfigurationError(
         f"CACHE_SERIALIZER must be 'pickle', 'json' or a serializer object, not {choice!r}"
     )
-
-
-class _ForeignSerializer:
-    """A user serializer, behind our format marker so foreign blobs read as misses."""
-
-    mark = b"fs1u"
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.name = type(inner).__name__
-
-    def dumps(self, obj: object) -> bytes:
-        data = self.inner.dumps(obj)
-        return self.mark + (data.encode() if isinstance(data, str) else bytes(data))
-
-    def loads(self, data: bytes) -> object:
-        from flask_stash.core.errors import UndecodableEntry
-
-        if data[:4] != self.mark:
-            raise UndecodableEntry("written by another serializer")
-        try:
-            return self.inner.loads(data[4:])
-        except Exception as exc:  # a user serializer may fail in any way on garbage
-            raise UndecodableEntry(f"{self.name} could not load the entry: {exc!r}") from exc
 
 
 def _engine_backend(made: Any) -> Backend:

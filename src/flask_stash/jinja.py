@@ -23,6 +23,7 @@ from jinja2.parser import Parser
 
 from flask_stash.config import normalize_timeout
 from flask_stash.core.guard import get_or_compute
+from flask_stash.core.stats import UNDECODABLE
 
 if TYPE_CHECKING:
     from flask_stash.extension import Cache
@@ -68,7 +69,14 @@ class CacheExtension(Extension):
             return caller()
         seconds = None if timeout is None else normalize_timeout(timeout, "cache tag timeout")
         state = cache.state()
-        return get_or_compute(state.store, key, caller, seconds, protect=state.config.protection)
+        value = get_or_compute(state.store, key, caller, seconds, protect=state.config.protection)
+        if isinstance(value, str):
+            return value
+        # Not a fragment we stored (an unsigned entry someone else wrote): render afresh.
+        state.store.stats.incr(UNDECODABLE)
+        fresh = caller()
+        state.store.set(key, fresh, seconds)
+        return fresh
 
 
 def install(app: Flask, cache: Cache) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask, Response
 from werkzeug.datastructures import Headers
-from werkzeug.exceptions import HTTPException, abort
+from werkzeug.exceptions import HTTPException, abort, default_exceptions
 
 _RESPONSE = "flask-stash/response"
 _ABORT = "flask-stash/abort"
@@ -87,7 +87,37 @@ def is_pass(value: Any) -> bool:
 
 
 def vary_of(value: Any) -> tuple[str, ...] | None:
-    return value[1] if type(value) is tuple and value[:1] == (_VARY,) else None
+    if type(value) is not tuple or value[:1] != (_VARY,) or len(value) != 3:
+        return None
+    names = value[1]
+    return names if type(names) is tuple and all(type(n) is str for n in names) else None
+
+
+def is_replayable(value: Any) -> bool:
+    """Whether ``value`` is a frozen response or ``abort()`` that :func:`thaw` can replay.
+
+    An unsigned cache entry may have been written by anyone who can reach the backend;
+    a hit on one of the wrong shape must be a miss, not a 500.
+    """
+    if type(value) is not tuple or not value:
+        return False
+    if value[0] == _RESPONSE:
+        return (
+            len(value) == 4
+            and type(value[1]) is int
+            and type(value[2]) is tuple
+            and type(value[3]) is bytes
+            and all(
+                type(h) is tuple and len(h) == 2 and type(h[0]) is type(h[1]) is str
+                for h in value[2]
+            )
+        )
+    return (
+        value[0] == _ABORT
+        and len(value) == 3
+        and value[1] in default_exceptions
+        and (value[2] is None or type(value[2]) is str)
+    )
 
 
 def freeze_abort(error: HTTPException) -> tuple[Any, ...]:

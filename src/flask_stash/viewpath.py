@@ -36,7 +36,7 @@ from flask_stash.core.guard import (
     executor_for,
     take_turn,
 )
-from flask_stash.core.stats import HIT, MISS_EVENT
+from flask_stash.core.stats import HIT, MISS_EVENT, UNDECODABLE
 from flask_stash.protection import protection_for
 from flask_stash.signals import cache_view_hit, cache_view_miss
 from flask_stash.state import AppState
@@ -314,6 +314,10 @@ def _lookup(call: Call, key: str, stale_ok: bool = False) -> Entry | None:
         entry = read(call, _variant_key(key, names))
     if entry is None or call.view.is_stale is None or responses.is_pass(entry.value):
         return entry
+    store = call.state.store
+    if not store.entries_signed and not responses.is_replayable(entry.value):
+        store.stats.incr(UNDECODABLE)  # an unsigned entry someone else wrote
+        return None
     if call.view.stale_for(call.app, entry.value, call.args, call.kwargs):
         return None
     return entry

@@ -6,6 +6,7 @@ stale-while-revalidate, ``Age`` headers and invalidation stamps work on every ba
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 from flask_stash.core.errors import UndecodableEntry
@@ -72,3 +73,28 @@ def is_immutable(value: object) -> bool:
     if kind is tuple or kind is frozenset:
         return all(is_immutable(item) for item in value)  # type: ignore[attr-defined]
     return False
+
+
+_NUMBER = (int, float)
+_OPTIONAL_NUMBER = (int, float, type(None))
+# The allowed types of (created, fresh_until, stale_until, version, cost), as one set: a
+# single lookup checks them all, which matters on a hit.
+_FIELD_TYPES = frozenset(
+    itertools.product(_NUMBER, _OPTIONAL_NUMBER, _OPTIONAL_NUMBER, (type(None), bytes), _NUMBER)
+)
+
+
+def is_well_formed(entry: Entry) -> bool:
+    """Whether the metadata fields have the types the engine relies on.
+
+    Signed entries were written by this library; an unsigned one may have been written by
+    anyone who can reach the backend, and a wrong type there must be a miss, not an error
+    in the middle of a request.
+    """
+    _, created, fresh_until, stale_until, version, tags, cost = entry
+    kinds = (type(created), type(fresh_until), type(stale_until), type(version), type(cost))
+    if kinds not in _FIELD_TYPES or type(tags) is not tuple:
+        return False
+    return not tags or all(
+        type(tag) is tuple and len(tag) == 2 and type(tag[0]) is type(tag[1]) is str for tag in tags
+    )

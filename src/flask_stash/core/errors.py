@@ -50,3 +50,11 @@ class EntryTooLarge(BackendError):
 
     Counted and logged like any backend error; the value is simply not cached.
     """
+
+
+class SignatureMismatch(UndecodableEntry):
+    """A signed entry whose MAC does not verify: tampered with, or signed with another key.
+
+    Counted apart (``key_mismatch``): a steady stream of them means processes that share
+    the backend do not share the signing key.
+    """

@@ -27,11 +27,16 @@ def dumps(obj: object) -> bytes:
 
 
 def loads(data: bytes) -> object:
-    """Decode tagged JSON bytes; raise :class:`UndecodableEntry` if they are not ours."""
+    """Decode tagged JSON bytes; raise :class:`UndecodableEntry` if they are not ours.
+
+    Malformed input fails in many ways (``RecursionError`` for deep nesting, decimal's
+    ``InvalidOperation``, ``OverflowError`` from a huge ``timedelta``, ``TypeError`` for a
+    tag with a payload of the wrong type...): every one of them is an undecodable entry.
+    """
     try:
         return _decode(json.loads(data))
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
-        raise UndecodableEntry(f"corrupt tagged JSON: {exc}") from exc
+    except Exception as exc:  # any of the above, and whatever a decoder raises on garbage
+        raise UndecodableEntry(f"corrupt tagged JSON: {type(exc).__name__}: {exc}") from exc
 
 
 def _encode(obj: Any, path: str) -> Any:
@@ -90,7 +95,7 @@ _DECODERS: dict[str, Callable[[Any], object]] = {
     "\x00t": lambda items: tuple(_decode(v) for v in items),
     "\x00s": lambda items: {_decode(v) for v in items},
     "\x00fs": lambda items: frozenset(_decode(v) for v in items),
-    "\x00b": base64.b64decode,
+    "\x00b": lambda text: base64.b64decode(text, validate=True),
     "\x00dt": dt.datetime.fromisoformat,
     "\x00d": dt.date.fromisoformat,
     "\x00tm": dt.time.fromisoformat,

@@ -15,6 +15,7 @@ WRITE = "writes"
 ERROR = "errors"
 UNDECODABLE = "undecodable"
 SKIPPED = "skipped"
+KEY_MISMATCH = "key_mismatch"
 
 
 class Stats:

@@ -16,13 +16,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 
 from flask_stash.core.api import MISS, TTL, Backend, Miss, SupportsIncrement
-from flask_stash.core.entry import Entry, is_immutable
-from flask_stash.core.errors import BackendError, UndecodableEntry
+from flask_stash.core.entry import Entry, is_immutable, is_well_formed
+from flask_stash.core.errors import BackendError, SignatureMismatch, UndecodableEntry
 from flask_stash.core.flight import AsyncSingleFlight, SingleFlight
 from flask_stash.core.keys import HashMethod, hash_text
 from flask_stash.core.policy import ErrorPolicy
 from flask_stash.core.serializers import PickleSerializer, Serializer
-from flask_stash.core.stats import UNDECODABLE, WRITE, Stats
+from flask_stash.core.signing import CounterSeal, MismatchAlarm, parse_integer
+from flask_stash.core.stats import KEY_MISMATCH, UNDECODABLE, WRITE, Stats
 
 Clock = Callable[[], float]
 #: Decoded entries remembered for in-process backends (see ``Store._remember``).
@@ -36,7 +37,8 @@ class Store:
 
     Timeouts follow Flask-Caching: ``None`` uses ``default_timeout``, ``0`` never expires,
     a negative number is an error. Reads never raise for a corrupt, foreign or tampered
-    entry: it is a miss, counted as ``undecodable``.
+    entry: it is a miss, counted as ``undecodable`` (and as ``key_mismatch`` when it was
+    signed with another key; :attr:`key_alarm` warns when those keep coming).
     """
 
     def __init__(
@@ -71,6 +73,12 @@ class Store:
         shares = getattr(backend, "shares_stored_bytes", False)
         self._decoded_limit = DECODED_MEMO_SIZE if shares else 0
         self._decoded: dict[int, tuple[bytes, Entry]] = {}
+        signer = getattr(self.serializer, "signer", None)
+        #: Whether entries are signed, hence written by us: only unsigned entries need
+        #: their fields (and front ends their values' shapes) checked on every read.
+        self.entries_signed = signer is not None
+        self.counters = CounterSeal(None if signer is None else signer.derive(b"counter"))
+        self.key_alarm = MismatchAlarm(lambda: self.clock())
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -162,7 +170,8 @@ class Store:
         return True
 
     def decode(self, blob: bytes | Miss) -> Entry | Miss:
-        """The entry in ``blob``; a bare ASCII integer is a counter (see :meth:`incr`)."""
+        """The entry in ``blob``; anything else (corrupt, forged, foreign, signed with another
+        key, a bare integer) is a counted miss, never an exception."""
         if blob is MISS:
             return MISS
         known = self._decoded.get(id(blob))
@@ -170,14 +179,35 @@ class Store:
             return known[1]
         try:
             entry = Entry.load(self.serializer.loads(blob))
-        except UndecodableEntry:
-            if blob.isdigit() or (blob[:1] == b"-" and blob[1:].isdigit()):
-                return Entry(int(blob), created=0.0)
+            if not self.entries_signed and not is_well_formed(entry):
+                raise UndecodableEntry("entry fields of the wrong types")
+        except SignatureMismatch:
+            self.stats.incr(KEY_MISMATCH)
+            self.stats.incr(UNDECODABLE)
+            self.key_alarm.record()
+            return MISS
+        except Exception:  # UndecodableEntry, or whatever a third-party serializer raises
             self.stats.incr(UNDECODABLE)
             return MISS
         if self._decoded_limit and is_immutable(entry.value):
             self._remember(blob, entry)
         return entry
+
+    def decode_value(self, bkey: str, blob: bytes | Miss) -> Entry | Miss:
+        """:meth:`decode` for the direct API, which also reads the counters of :meth:`incr`.
+
+        Only a counter sealed for ``bkey`` (see :class:`~flask_stash.core.signing.CounterSeal`)
+        is one: a forged integer is a counted miss. Decorators read with :meth:`decode`,
+        which takes no integer at all, so none can replace a cached view or result.
+        """
+        raw = None if blob is MISS else parse_integer(blob)
+        if raw is None:
+            return self.decode(blob)
+        value = self.counters.decode(bkey, raw)
+        if value is None:
+            self.stats.incr(UNDECODABLE)
+            return MISS
+        return Entry(value, created=0.0)
 
     def _remember(self, blob: bytes, entry: Entry) -> None:
         # An in-process backend hands out the very bytes object it stored, so an entry
@@ -248,20 +278,26 @@ class Store:
     # -- plain values (the direct API) ---------------------------------------------------
 
     def get(self, key: str) -> object:
-        """The fresh value under ``key``, or :data:`MISS`."""
-        entry, _ = self.read(key)
+        """The fresh value (or counter) under ``key``, or :data:`MISS`."""
+        bkey = self.backend_key(key)
+        try:
+            entry = self.decode_value(bkey, self.backend.get(bkey))
+        except BackendError as exc:
+            self.policy.handle(exc, "get")
+            return MISS
         if entry is MISS or not entry.is_fresh(self.clock()):
             return MISS
         return entry.value
 
     def get_many(self, keys: Sequence[str]) -> list[object]:
+        bkeys = [self.backend_key(k) for k in keys]
         try:
-            blobs = self.backend.get_many([self.backend_key(k) for k in keys])
+            blobs = self.backend.get_many(bkeys)
         except BackendError as exc:
             self.policy.handle(exc, "get_many")
             return [MISS] * len(keys)
         now = self.clock()
-        entries = [self.decode(blob) for blob in blobs]
+        entries = [self.decode_value(*pair) for pair in zip(bkeys, blobs, strict=True)]
         return [e.value if e is not MISS and e.is_fresh(now) else MISS for e in entries]
 
     def set(self, key: str, value: object, timeout: Timeout = None) -> bool:
@@ -323,26 +359,38 @@ class Store:
         """Add ``delta`` to an integer counter (absent: 0). ``None`` if the backend failed.
 
         Atomic on backends with the increment capability, once the value is a counter;
-        an integer stored with :meth:`set` is converted on its first increment.
+        an integer stored with :meth:`set` is converted on its first increment. With a
+        signing key counters are sealed (see :class:`~flask_stash.core.signing.CounterSeal`)
+        and created with an atomic ``add`` first, so an increment costs two round trips.
         """
         bkey = self.backend_key(key)
         try:
-            if isinstance(self.backend, SupportsIncrement):
-                try:
-                    return self.backend.incr(bkey, delta, self.ttl_for(None))
-                except TypeError:  # an entry, not a bare counter: convert it below
-                    pass
-            # Read the backend directly: a failed read must not turn into a reset to delta.
-            entry = self.decode(self.backend.get(bkey))
-            current = 0 if entry is MISS or not entry.is_fresh(self.clock()) else entry.value
-            if type(current) is not int:
-                raise TypeError(f"cannot increment {key!r}: it does not hold an integer")
-            result = current + delta
-            self.backend.set(bkey, str(result).encode(), self.ttl_for(None))
-            return result
+            return self._incr(key, bkey, delta)
         except BackendError as exc:
             self.policy.handle(exc, "incr")
             return None
+
+    def _incr(self, key: str, bkey: str, delta: int) -> int:
+        counters, ttl = self.counters, self.ttl_for(None)
+        if isinstance(self.backend, SupportsIncrement):
+            # A backend creates a missing counter at 0, unsealed: create it sealed first.
+            if counters.scale > 1 and self.backend.add(bkey, counters.encode(bkey, delta), ttl):
+                return delta
+            try:
+                result = counters.decode(bkey, self.backend.incr(bkey, delta * counters.scale, ttl))
+            except TypeError:  # an entry, not a bare counter: convert it below
+                result = None
+            if result is not None:
+                return result
+            # Not a counter of ours (an entry, a forged integer, a retired key's seal).
+        # Read the backend directly: a failed read must not turn into a reset to delta.
+        entry = self.decode_value(bkey, self.backend.get(bkey))
+        current = 0 if entry is MISS or not entry.is_fresh(self.clock()) else entry.value
+        if type(current) is not int:
+            raise TypeError(f"cannot increment {key!r}: it does not hold an integer")
+        result = current + delta
+        self.backend.set(bkey, counters.encode(bkey, result), ttl)
+        return result
 
     def close(self) -> None:
         self.backend.close()

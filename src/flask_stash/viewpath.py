@@ -312,13 +312,15 @@ def _lookup(call: Call, key: str, stale_ok: bool = False) -> Entry | None:
     names = None if entry is None else responses.vary_of(entry.value)
     if names is not None:
         entry = read(call, _variant_key(key, names))
-    if entry is None or call.view.is_stale is None or responses.is_pass(entry.value):
+    if entry is None or responses.is_pass(entry.value):
         return entry
     store = call.state.store
     if not store.entries_signed and not responses.is_replayable(entry.value):
         store.stats.incr(UNDECODABLE)  # an unsigned entry someone else wrote
         return None
-    if call.view.stale_for(call.app, entry.value, call.args, call.kwargs):
+    if call.view.is_stale is not None and call.view.stale_for(
+        call.app, entry.value, call.args, call.kwargs
+    ):
         return None
     return entry
 

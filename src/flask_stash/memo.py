@@ -303,6 +303,9 @@ def delete_memoized(cache: Cache, f: Any, *args: Any, **kwargs: Any) -> None:
     No arguments: every entry (through a bound method: every entry of that instance).
     With arguments: the entry of that one call; a bound method supplies its instance.
     """
+    if _is_cached_function(f):
+        _delete_cached_result(cache, f, args, kwargs)
+        return
     memo = _memo_of(cache, f)
     spec = memo.helper(cache.state())
     bound = getattr(f, "__self__", None)
@@ -315,6 +318,29 @@ def delete_memoized(cache: Cache, f: Any, *args: Any, **kwargs: Any) -> None:
     if bound is not None and (not args or args[0] is not bound):
         args = (bound, *args)
     spec.invalidate(*args, **kwargs)
+
+
+def _is_cached_function(f: Any) -> bool:
+    return callable(f) and hasattr(getattr(f, "__func__", f), "__stash_cached__")
+
+
+def _delete_cached_result(
+    cache: Cache, f: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """``delete_memoized`` on a ``@cached`` function, as Flask-Caching does it: delete the
+    key ``f.make_cache_key(f.uncached, *args, **kwargs)`` (``Setting.as_dict``, a cached
+    class method with ``key_prefix="settings"``, deletes ``"settings"``).
+
+    A bound method supplies its instance when the function takes ``self``. Without
+    arguments Flask-Caching renews a version stamp its ``@cached`` entries never read, so
+    nothing is deleted; here the entry of the call without arguments is deleted.
+    """
+    bound = getattr(f, "__self__", None)
+    if bound is not None and not isinstance(bound, type) and (not args or args[0] is not bound):
+        names = list(inspect.signature(f.uncached).parameters)
+        if names[:1] == ["self"]:
+            args = (bound, *args)
+    cache.delete(f.make_cache_key(f.uncached, *args, **kwargs))
 
 
 def delete_memoized_verhash(cache: Cache, f: Any, *args: Any) -> None:

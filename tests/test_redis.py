@@ -440,3 +440,27 @@ def test_cache_url_scheme_once_wired(redis_single: servers.Server) -> None:
             cache.delete("wired")
         finally:
             cache.cache.close()
+
+
+def test_keys_with_a_lone_surrogate_are_stored_distinctly(redis_single: servers.Server) -> None:
+    # A path decoded with surrogateescape can carry lone surrogates; UTF-8 cannot.
+    prefix = unique("sur")
+    app = _app()
+    cache = Cache(app, config={
+        "CACHE_TYPE": "RedisCache",
+        "CACHE_REDIS_URL": f"redis://{HOST}:{redis_single.port}/4",
+        "CACHE_KEY_PREFIX": prefix,
+    })  # fmt: skip
+    with app.app_context():
+        try:
+            assert cache.set("page/\udce9", "lone") is True
+            assert cache.set("page/\udce8", "other") is True
+            assert cache.set("page/é", "real") is True
+            assert cache.get("page/\udce9") == "lone"
+            assert cache.get("page/\udce8") == "other"
+            assert cache.get("page/é") == "real"
+            assert cache.delete("page/\udce9") is True
+            assert cache.get("page/\udce9") is None
+            assert cache.stats().get("errors", {}) == {}
+        finally:
+            cache.cache.close()

@@ -8,6 +8,7 @@ class or a Flask-Caching style factory, a class or factory object, and URLs
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -137,7 +138,12 @@ class _ForeignSerializer:
         self.name = type(inner).__name__
 
     def dumps(self, obj: object) -> bytes:
-        data = self.inner.dumps(obj)
+        from flask_stash.core.errors import SerializationError
+
+        try:
+            data = self.inner.dumps(obj)
+        except Exception as exc:  # a user serializer refuses values in its own way
+            raise SerializationError(f"{self.name} cannot serialize {type(obj).__name__}") from exc
         return self.mark + (data.encode() if isinstance(data, str) else bytes(data))
 
     def loads(self, data: bytes) -> object:
@@ -179,11 +185,19 @@ def _from_name(name: str) -> Factory:
     if name == "uwsgi" or name.endswith("UWSGICache"):
         raise ConfigurationError("the uWSGI cache backend is not supported; use SimpleCache")
     if "." not in name:
-        known = ", ".join(sorted(_CLASS_NAMES) + sorted(_ALIASES))
-        raise ConfigurationError(f"unknown CACHE_TYPE {name!r}; known names: {known}")
+        raise ConfigurationError(_unknown_type_message(name))
     if name.startswith("flask_caching.") and name.rsplit(".", 1)[1] in _CLASS_NAMES:
         return _CLASS_NAMES[name.rsplit(".", 1)[1]].factory  # type: ignore[no-any-return]
     return _from_object(_import(name), name)
+
+
+def _unknown_type_message(name: str) -> str:
+    """The error for an unknown ``CACHE_TYPE``, with the closest known name if any."""
+    known = sorted(_CLASS_NAMES) + sorted(_ALIASES)
+    by_lower = {candidate.lower(): candidate for candidate in known}
+    close = difflib.get_close_matches(name.lower(), by_lower, n=1, cutoff=0.6)
+    hint = f"did you mean {by_lower[close[0]]!r}? " if close else ""
+    return f"unknown CACHE_TYPE {name!r}; {hint}known names: {', '.join(known)}"
 
 
 def _from_object(target: Any, label: str) -> Factory:

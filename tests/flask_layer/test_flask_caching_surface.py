@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+from typing import Any
 
 import flask_caching
 import flask_caching.utils
@@ -105,7 +106,7 @@ def test_function_namespace_refuses_a_classmethod_without_its_class() -> None:
 # -- delete_memoized on @cached functions --------------------------------------------------
 
 
-def _settings_app() -> tuple[Cache, type, list[int]]:
+def _settings_app() -> tuple[Cache, Any]:
     app = make_app()
     cache = Cache(app)
     calls: list[int] = []
@@ -118,11 +119,11 @@ def _settings_app() -> tuple[Cache, type, list[int]]:
             return {"n": len(calls)}
 
     app.app_context().push()
-    return cache, Setting, calls
+    return cache, Setting
 
 
 def test_delete_memoized_on_a_cached_classmethod_deletes_its_entry() -> None:
-    cache, setting, calls = _settings_app()
+    cache, setting = _settings_app()
     assert setting.as_dict() == {"n": 1}
     assert setting.as_dict() == {"n": 1}
     assert cache.get("settings") == {"n": 1}

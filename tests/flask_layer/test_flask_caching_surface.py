@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+from collections.abc import Iterator
 from typing import Any
 
 import flask_caching
@@ -106,7 +107,8 @@ def test_function_namespace_refuses_a_classmethod_without_its_class() -> None:
 # -- delete_memoized on @cached functions --------------------------------------------------
 
 
-def _settings_app() -> tuple[Cache, Any]:
+@pytest.fixture
+def settings_app() -> Iterator[tuple[Cache, Any]]:
     app = make_app()
     cache = Cache(app)
     calls: list[int] = []
@@ -118,12 +120,14 @@ def _settings_app() -> tuple[Cache, Any]:
             calls.append(1)
             return {"n": len(calls)}
 
-    app.app_context().push()
-    return cache, Setting
+    with app.app_context():
+        yield cache, Setting
 
 
-def test_delete_memoized_on_a_cached_classmethod_deletes_its_entry() -> None:
-    cache, setting = _settings_app()
+def test_delete_memoized_on_a_cached_classmethod_deletes_its_entry(
+    settings_app: tuple[Cache, Any],
+) -> None:
+    cache, setting = settings_app
     assert setting.as_dict() == {"n": 1}
     assert setting.as_dict() == {"n": 1}
     assert cache.get("settings") == {"n": 1}

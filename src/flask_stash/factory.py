@@ -16,6 +16,7 @@ from typing import Any
 from flask_stash import backends as compat
 from flask_stash.backends.base import BaseCache
 from flask_stash.backends.cachelib import CachelibBackend
+from flask_stash.backends.serializer import UserSerializer, is_serializer
 from flask_stash.config import CacheConfig
 from flask_stash.core.api import Backend
 from flask_stash.core.backends import parse_url
@@ -78,7 +79,7 @@ def build(app: Any, config: CacheConfig) -> BuiltCache:
         raise ConfigurationError(f"cannot build the cache backend {config.type!r}: {exc}") from exc
     store = Store(
         _engine_backend(made),
-        serializer=serializer_for(config, app),
+        serializer=_declared_serializer(made, config) or serializer_for(config, app),
         key_prefix=config.key_prefix,
         default_timeout=config.default_timeout,
         fail_open=config.fail_open,
@@ -91,6 +92,15 @@ def build(app: Any, config: CacheConfig) -> BuiltCache:
     # is reached through the store too, so the direct API, the decorators and the Jinja
     # tag agree on keys and formats.
     return BuiltCache(store, ForeignCache(made, store, config))
+
+
+def _declared_serializer(made: Any, config: CacheConfig) -> Serializer | None:
+    """A ``serializer`` a backend subclass declares (cachelib's attribute), unless
+    ``CACHE_SERIALIZER`` chooses one (which wins, as in Flask-Caching)."""
+    if config.serializer is not None or not isinstance(made, BaseCache):
+        return None
+    declared = made.custom_serializer()
+    return None if declared is None else UserSerializer(declared)
 
 
 class ForeignCache(BaseCache):
@@ -121,40 +131,11 @@ def serializer_for(config: CacheConfig, app: Any) -> Serializer:
         return JsonSerializer()
     if isinstance(choice, type):
         choice = choice()
-    if callable(getattr(choice, "dumps", None)) and callable(getattr(choice, "loads", None)):
-        return _ForeignSerializer(choice)
+    if is_serializer(choice):
+        return UserSerializer(choice)
     raise ConfigurationError(
         f"CACHE_SERIALIZER must be 'pickle', 'json' or a serializer object, not {choice!r}"
     )
-
-
-class _ForeignSerializer:
-    """A user serializer, behind our format marker so foreign blobs read as misses."""
-
-    mark = b"fs1u"
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.name = type(inner).__name__
-
-    def dumps(self, obj: object) -> bytes:
-        from flask_stash.core.errors import SerializationError
-
-        try:
-            data = self.inner.dumps(obj)
-        except Exception as exc:  # a user serializer refuses values in its own way
-            raise SerializationError(f"{self.name} cannot serialize {type(obj).__name__}") from exc
-        return self.mark + (data.encode() if isinstance(data, str) else bytes(data))
-
-    def loads(self, data: bytes) -> object:
-        from flask_stash.core.errors import UndecodableEntry
-
-        if data[:4] != self.mark:
-            raise UndecodableEntry("written by another serializer")
-        try:
-            return self.inner.loads(data[4:])
-        except Exception as exc:  # a user serializer may fail in any way on garbage
-            raise UndecodableEntry(f"{self.name} could not load the entry: {exc!r}") from exc
 
 
 def _engine_backend(made: Any) -> Backend:

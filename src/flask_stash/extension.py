@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Flask, current_app, has_app_context
 
@@ -13,6 +13,7 @@ from flask_stash import config as config_module
 from flask_stash import factory, memo, views
 from flask_stash.core.stats import Stats
 from flask_stash.core.store import Store, Timeout
+from flask_stash.routed import redefined_methods
 from flask_stash.state import AppState
 
 EXTENSION_KEY = "flask-stash"
@@ -26,6 +27,14 @@ class Cache:
     given here, then ``config`` given to :meth:`init_app`; it is read and validated once
     per app. State lives in ``app.extensions``, so one ``Cache`` can serve several apps.
     """
+
+    #: The public methods (``get``, ``set``...) a subclass redefines; ``memoize`` and
+    #: ``delete_*`` then go through them, as in Flask-Caching (see :mod:`flask_stash.routed`).
+    redefined: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.redefined = redefined_methods(cls, Cache)
 
     def __init__(
         self,
@@ -149,7 +158,9 @@ class Cache:
     def unlink(self, *keys: str) -> list[str]:
         """Delete ``keys`` without blocking the server where it can (Redis ``UNLINK``)."""
         unlink = getattr(self.cache, "unlink", None)
-        return list(unlink(*keys)) if callable(unlink) else self.delete_many(*keys)
+        if "delete_many" in self.redefined or not callable(unlink):
+            return self.delete_many(*keys)  # Flask-Caching's unlink is delete_many
+        return list(unlink(*keys))
 
     def inc(self, key: str, delta: int = 1) -> int | None:
         result: int | None = self.cache.inc(key, delta=delta)

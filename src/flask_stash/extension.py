@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from flask import Flask, current_app, has_app_context
 
 from flask_stash import config as config_module
-from flask_stash import factory, memo, views
+from flask_stash import factory, memo, views, workers
 from flask_stash.core.stats import Stats
 from flask_stash.core.store import Store, Timeout
 from flask_stash.routed import redefined_methods
@@ -58,6 +58,7 @@ class Cache:
         settings = config_module.read(merged)
         _warn_like_flask_caching(settings)
         built = factory.build(app, settings)
+        _check_workers(built.store)
         app.extensions.setdefault("cache", {})[self] = built.backend_object
         app.extensions.setdefault(EXTENSION_KEY, {})[self] = AppState(
             settings, built.store, built.backend_object
@@ -198,3 +199,10 @@ def _warn_like_flask_caching(settings: config_module.CacheConfig) -> None:
             config_module.ConfigWarning,
             stacklevel=3,
         )
+
+
+def _check_workers(store: Store) -> None:
+    """An in-process backend under several workers gets one warning (see workers.py)."""
+    name = workers.in_process_name(store.backend)
+    if name is not None:
+        workers.check_in_process_cache(name)

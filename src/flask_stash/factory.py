@@ -9,7 +9,7 @@ class or a Flask-Caching style factory, a class or factory object, and URLs
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from flask_stash.core.errors import ConfigurationError
 from flask_stash.core.serializers import JsonSerializer, PickleSerializer, Serializer
 from flask_stash.core.store import Store
 
-Factory = Callable[[Any, Mapping[str, Any], list[Any], dict[str, Any]], Any]
+Factory = Callable[[Any, dict[str, Any], list[Any], dict[str, Any]], Any]
 
 _CLASS_NAMES = {
     name: getattr(compat, name)
@@ -74,7 +74,7 @@ def build(app: Any, config: CacheConfig) -> BuiltCache:
         **config.options,
     }
     try:
-        made = factory(app, config.raw, args, kwargs)
+        made = factory(app, dict(config.raw), args, kwargs)  # a copy: factories may mutate it
     except TypeError as exc:
         raise ConfigurationError(f"cannot build the cache backend {config.type!r}: {exc}") from exc
     store = Store(
@@ -194,9 +194,7 @@ def _from_object(target: Any, label: str) -> Factory:
 
 
 def _backend_class_factory(cls: type[Any]) -> Factory:
-    def factory(
-        app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
-    ) -> Any:
+    def factory(app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
         kwargs = dict(kwargs)
         kwargs.pop("ignore_delete_many_errors", None)
         try:

@@ -84,7 +84,7 @@ class BaseCache:
 
     @classmethod
     def factory(
-        cls, app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseCache:
         """Flask-Caching's construction hook: build from the app's merged config."""
         return cls(*args, **kwargs)

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from flask_stash.backends.base import BaseCache, to_seconds
@@ -49,7 +49,7 @@ class SimpleCache(BaseCache):
 
     @classmethod
     def factory(
-        cls, app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseCache:
         kwargs = {"threshold": config["CACHE_THRESHOLD"], **kwargs}
         return cls(*args, **kwargs)
@@ -90,7 +90,7 @@ class FileSystemCache(BaseCache):
 
     @classmethod
     def factory(
-        cls, app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseCache:
         if not args and "cache_dir" not in kwargs:
             args = [config["CACHE_DIR"]]

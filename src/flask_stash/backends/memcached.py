@@ -8,7 +8,6 @@ is built, so importing :mod:`flask_stash` does not import pymemcache.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask_stash.backends.base import BaseCache, to_seconds
@@ -64,7 +63,7 @@ class MemcachedCache(BaseCache):
 
     @classmethod
     def factory(
-        cls, app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseCache:
         """Build from ``CACHE_MEMCACHED_SERVERS`` (or the ``CACHE_URL`` the app factory
         passes as ``url``), ``CACHE_KEY_PREFIX`` and ``CACHE_OPTIONS``."""
@@ -128,7 +127,7 @@ class SASLMemcachedCache(MemcachedCache):
 
     @classmethod
     def factory(
-        cls, app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseCache:
         kwargs = {
             "username": config.get("CACHE_MEMCACHED_USERNAME"),

@@ -121,7 +121,7 @@ class RedisCache(_RedisFamily):
 
     @classmethod
     def factory(
-        cls, app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseCache:
         """Flask-Caching's keys: ``CACHE_REDIS_HOST``/``PORT``/``PASSWORD``/``DB``/``URL``."""
         settings = {
@@ -180,7 +180,7 @@ class RedisSentinelCache(_RedisFamily):
 
     @classmethod
     def factory(
-        cls, app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseCache:
         """``CACHE_REDIS_SENTINELS``, ``..._SENTINEL_MASTER``, ``..._SENTINEL_PASSWORD``..."""
         settings = {
@@ -232,7 +232,7 @@ class RedisClusterCache(_RedisFamily):
 
     @classmethod
     def factory(
-        cls, app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseCache:
         """``CACHE_REDIS_CLUSTER`` (``"h1:p1,h2:p2"``), ``CACHE_REDIS_PASSWORD``, ``..._URL``."""
         settings = {

@@ -25,6 +25,7 @@ from flask_stash.backends import (
 from flask_stash.testing import FakeClock
 
 from . import servers
+from .flask_layer.conftest import memoized_square
 
 HOST = "127.0.0.1"
 
@@ -103,12 +104,7 @@ def test_a_subclass_with_the_four_methods_works_as_a_flask_backend() -> None:
 
     app = Flask(__name__)
     cache = Cache(app, config={"CACHE_TYPE": factory})
-    calls: list[int] = []
-
-    @cache.memoize()
-    def square(x: int) -> int:
-        calls.append(x)
-        return x * x
+    square, calls = memoized_square(cache)
 
     with app.app_context():
         assert square(3) == 9

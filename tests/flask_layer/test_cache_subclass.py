@@ -11,7 +11,7 @@ from flask import Flask
 
 from flask_stash import Cache, cache_memoize_hit, cache_memoize_miss
 
-from .conftest import make_app
+from .conftest import make_app, memoized_square
 
 
 class AuditedCache(Cache):
@@ -60,12 +60,7 @@ def test_memoize_reads_and_writes_through_the_subclass(
     audited: tuple[Flask, AuditedCache],
 ) -> None:
     app, cache = audited
-    calls: list[int] = []
-
-    @cache.memoize(timeout=60)
-    def square(x: int) -> int:
-        calls.append(x)
-        return x * x
+    square, calls = memoized_square(cache, timeout=60)
 
     with app.app_context():
         assert square(3) == 9

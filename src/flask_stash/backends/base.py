@@ -120,9 +120,12 @@ class BaseCache:
     # -- cachelib's API ---------------------------------------------------------------
 
     def get(self, key: str) -> Any:
-        if type(key) is not str:
-            key = str(key)
-        value = self.store.get(key)
+        try:  # the hot path of cache.get: no key check unless the store refuses the key
+            value = self.store.get(key)
+        except TypeError:
+            if type(key) is str:
+                raise
+            value = self.store.get(str(key))
         return None if value is MISS else value
 
     def has(self, key: str) -> bool:

@@ -1,110 +1,31 @@
 """The key audit: which request inputs did a cached view read that its key ignores?
 
 A view cached on its path that reads ``request.args['page']``, an ``Accept-Language``
-header, a cookie or the session, without those being part of the key (``query_string``,
-``Vary``, ``private=True``), serves one visitor's page to the next. With
-``CACHE_KEY_AUDIT = True`` in debug mode, every miss of a cached view runs it with
-recording wrappers around ``request.args``, ``request.headers`` and ``request.cookies``
-and warns once per view and input (``KeyAuditWarning``, and the ``flask_stash`` logger).
+header, a cookie, the session, ``request.host`` or ``g.user``, without those being part of
+the key (``query_string``, ``Vary``, ``private=True``), serves one visitor's page to the
+next. With ``CACHE_KEY_AUDIT = True`` in debug mode, every miss of a cached view runs it
+while recording what it reads, and warns once per view and input (``KeyAuditWarning``, and
+the ``flask_stash`` logger).
+
+The recording itself is :mod:`flask_stash.auditrecord`; this module judges what was
+read against what the key covers, and reports.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from flask import Request
-from werkzeug.datastructures import EnvironHeaders, ImmutableMultiDict
+from flask_stash.auditrecord import CLIENT, EXTERNAL_URL, HOST, QUERY, SCHEME, Reads, recording
+
+__all__ = ["Auditor", "KeyAuditWarning", "Keyed", "Reads", "recording", "unkeyed"]
 
 logger = logging.getLogger("flask_stash")
-ALL = "*"  # the view iterated over the whole collection
 
 
 class KeyAuditWarning(UserWarning):
     """A cached view read a request input that its cache key does not include."""
-
-
-@dataclass
-class Reads:
-    """Names read from each request input during one view call."""
-
-    args: set[str] = field(default_factory=set)
-    headers: set[str] = field(default_factory=set)
-    cookies: set[str] = field(default_factory=set)
-
-
-class _RecordingMultiDict(ImmutableMultiDict[str, str]):
-    seen: set[str]
-
-    def __getitem__(self, key: str) -> Any:
-        self.seen.add(key)
-        return super().__getitem__(key)
-
-    def get(self, key: str, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]
-        self.seen.add(key)
-        return super().get(key, default, type)
-
-    def getlist(self, key: str, type: Any = None) -> Any:
-        self.seen.add(key)
-        return super().getlist(key, type)
-
-    def __contains__(self, key: object) -> bool:
-        self.seen.add(str(key))
-        return super().__contains__(key)
-
-    def __iter__(self) -> Iterator[str]:
-        self.seen.add(ALL)
-        return super().__iter__()
-
-    def items(self, multi: bool = False) -> Any:
-        self.seen.add(ALL)
-        return super().items(multi)
-
-    def to_dict(self, flat: bool = True) -> Any:
-        self.seen.add(ALL)
-        return super().to_dict(flat)  # type: ignore[call-overload]
-
-
-class _RecordingHeaders(EnvironHeaders):
-    seen: set[str]
-
-    def _get_key(self, key: str) -> str:  # every lookup by name goes through here
-        self.seen.add(key.lower())
-        return super()._get_key(key)
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        self.seen.add(ALL)
-        return super().__iter__()
-
-
-def _recorder(kind: type[_RecordingMultiDict], data: Any, seen: set[str]) -> Any:
-    copy = kind(data.items(multi=True))
-    copy.seen = seen
-    return copy
-
-
-@contextmanager
-def recording(request: Request) -> Iterator[Reads]:
-    """Record what the code inside reads from the request's args, headers and cookies."""
-    reads = Reads()
-    saved = {name: request.__dict__.get(name) for name in ("args", "cookies", "headers")}
-    args = _recorder(_RecordingMultiDict, request.args, reads.args)
-    cookies = _recorder(_RecordingMultiDict, request.cookies, reads.cookies)
-    headers = _RecordingHeaders(request.environ)
-    headers.seen = reads.headers
-    request.__dict__.update(args=args, cookies=cookies, headers=headers)
-    try:
-        yield reads
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                request.__dict__.pop(name, None)
-            else:
-                request.__dict__[name] = value
 
 
 @dataclass
@@ -121,14 +42,78 @@ def unkeyed(reads: Reads, keyed: Keyed, session_read: bool) -> list[str]:
     found = []
     if reads.args and not keyed.query:
         found.append(f"query arguments {sorted(reads.args)} (use query_string=True)")
-    headers = sorted(reads.headers - set(keyed.vary))
+    headers = _unkeyed_headers(reads.headers, keyed)
     if headers:
         found.append(f"headers {headers} (add them to the response's Vary header)")
     if reads.cookies and not keyed.private:
         found.append(f"cookies {sorted(reads.cookies)} (use private=True)")
     if session_read and not keyed.private:
         found.append("the session (responses are not stored; private=True caches per user)")
+    found.extend(_unkeyed_inputs(reads, keyed))
+    if reads.environ:
+        found.append(
+            f"WSGI environ keys {sorted(reads.environ)} (the key has none of them: include "
+            "what the page depends on in a key_prefix callable or make_cache_key)"
+        )
+    if reads.g and not keyed.private:
+        found.append(
+            f"attributes of flask.g set before the view {sorted(reads.g)} (before_request "
+            "hooks usually set them from the session or a token: use private=True)"
+        )
     return found
+
+
+def _unkeyed_headers(headers: set[str], keyed: Keyed) -> list[str]:
+    names = headers - set(keyed.vary) - {"host"}  # the Host header is judged as the host
+    if keyed.private:  # the per-user key holds every cookie
+        names.discard("cookie")
+    return sorted(names)
+
+
+def _unkeyed_inputs(reads: Reads, keyed: Keyed) -> list[str]:
+    how = {kind: set(ways) for kind, ways in reads.inputs.items()}
+    if "host" in reads.headers:
+        how.setdefault(HOST, set()).add("request.headers['Host']")
+    covered = {QUERY: keyed.query, HOST: "host" in keyed.vary, SCHEME: False, CLIENT: False}
+    return [
+        f"{_INPUT_NAMES[kind]} ({_listed(how[kind])}){_advice(kind, how[kind])}"
+        for kind in (QUERY, HOST, SCHEME, CLIENT)
+        if how.get(kind) and not covered[kind]
+    ]
+
+
+_INPUT_NAMES = {
+    QUERY: "the query string",
+    HOST: "the host",
+    SCHEME: "the URL scheme",
+    CLIENT: "the client address",
+}
+
+
+def _advice(kind: str, how: set[str]) -> str:
+    if kind == QUERY:
+        return " (use query_string=True)"
+    if kind == SCHEME:
+        return (
+            ": http and https requests share one entry (serve one scheme only, pass "
+            "_scheme= to url_for, or include request.scheme in a key_prefix callable)"
+        )
+    if kind == CLIENT:
+        return (
+            ": every visitor would get the first visitor's value (read it outside the "
+            "cached view, or include it in a key_prefix callable)"
+        )
+    advice = ": a request with a forged Host header would be stored and served to everyone ("
+    if EXTERNAL_URL in how:
+        advice += "set SERVER_NAME so that external URLs never come from the request, "
+    return advice + (
+        "send Vary: Host, or include request.host in a key_prefix callable; TRUSTED_HOSTS "
+        "limits the host names accepted, not their port)"
+    )
+
+
+def _listed(how: set[str]) -> str:
+    return ", ".join(sorted(how))
 
 
 class Auditor:

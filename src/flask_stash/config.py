@@ -37,7 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_VIEW_HONOR_NO_CACHE": False,
     "CACHE_VIEW_CACHE_CONTROL": False,
     "CACHE_VIEW_X_CACHE": False,
-    "CACHE_VIEW_MAX_BUFFER": 1024 * 1024,
+    "CACHE_VIEW_MAX_BUFFER": 0,
+    "CACHE_VIEW_PRIVATE_IGNORE_COOKIES": (),
+    "CACHE_VIEW_PRIVATE_HEADERS": ("Authorization",),
     "CACHE_KEY_AUDIT": False,
     "CACHE_STAMPEDE_PROTECTION": True,
     "CACHE_LOCK_LEASE": 30,
@@ -98,6 +100,8 @@ class CacheConfig:
     view_cache_control: bool
     view_x_cache: bool
     view_max_buffer: int
+    view_private_ignore_cookies: tuple[str, ...]
+    view_private_headers: tuple[str, ...]
     key_audit: bool
     protection: Protection
     raw: Mapping[str, Any] = field(repr=False)
@@ -144,6 +148,8 @@ def read(merged: Mapping[str, Any]) -> CacheConfig:
         view_cache_control=_bool(merged, "CACHE_VIEW_CACHE_CONTROL"),
         view_x_cache=_bool(merged, "CACHE_VIEW_X_CACHE"),
         view_max_buffer=_non_negative_int(merged, "CACHE_VIEW_MAX_BUFFER"),
+        view_private_ignore_cookies=_names(merged, "CACHE_VIEW_PRIVATE_IGNORE_COOKIES"),
+        view_private_headers=_names(merged, "CACHE_VIEW_PRIVATE_HEADERS"),
         key_audit=_bool(merged, "CACHE_KEY_AUDIT"),
         protection=_protection(merged),
         raw=dict(merged),
@@ -226,6 +232,16 @@ def _non_negative_int(merged: Mapping[str, Any], key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigurationError(f"{key} must be a non-negative integer, not {value!r}")
     return value
+
+
+def _names(merged: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = merged[key]
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ConfigurationError(f"{key} must be a list of names, not {value!r}")
+    names = tuple(value)
+    if not all(isinstance(name, str) and name for name in names):
+        raise ConfigurationError(f"{key} must hold non-empty strings, not {value!r}")
+    return names
 
 
 def _mapping(merged: Mapping[str, Any], key: str) -> Mapping[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from flask import Flask, current_app, has_app_context
 
 from flask_stash import config as config_module
-from flask_stash import factory, memo, views, workers
+from flask_stash import factory, memo, requestend, views, workers
 from flask_stash.core.stats import Stats
 from flask_stash.core.store import Store, Timeout
 from flask_stash.routed import redefined_methods
@@ -29,7 +29,8 @@ class Cache:
     """
 
     #: The public methods (``get``, ``set``...) a subclass redefines; ``memoize`` and
-    #: ``delete_*`` then go through them, as in Flask-Caching (see :mod:`flask_stash.routed`).
+    #: ``delete_memoized``/``unlink`` then go through them, as in Flask-Caching
+    #: (see :mod:`flask_stash.routed`).
     redefined: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -63,6 +64,7 @@ class Cache:
         app.extensions.setdefault(EXTENSION_KEY, {})[self] = AppState(
             settings, built.store, built.backend_object
         )
+        requestend.install(app)
         if self.with_jinja2_ext:
             from flask_stash.jinja import install
 
@@ -183,13 +185,20 @@ class Cache:
         f: Callable[..., Any],
         path: str | None = None,
         query_args: Any = None,
+        *,
+        user: Any = views.EVERYONE,
         **kwargs: Any,
     ) -> bool:
-        """Delete the entry a ``@cached`` function stored for ``path`` (and query args)."""
-        make_key = getattr(f, "make_cache_key", None)
-        if not callable(make_key) or not hasattr(f, "__stash_cached__"):
+        """Delete the page a ``@cached`` function stored for ``path`` (and query args).
+
+        For a ``private=True`` view, every user's copy of that page is dropped; with
+        ``user=`` (the value the view's ``private_key()`` returns for that user), only
+        that user's copies are.
+        """
+        view = getattr(f, "__stash_cached__", None)
+        if not isinstance(view, views.CachedView):
             raise ValueError(f"{f!r} is not decorated with @cache.cached")
-        return self.delete(make_key(path=path, query_args=query_args, **kwargs))
+        return view.delete(path, query_args, user, kwargs)
 
 
 def _warn_like_flask_caching(settings: config_module.CacheConfig) -> None:

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException, abort
 _RESPONSE = "flask-stash/response"
 _ABORT = "flask-stash/abort"
 _VARY = "flask-stash/vary"
+_PASS = "flask-stash/pass"
 _PER_HIT = frozenset({"age", "x-cache"})
 
 
@@ -33,14 +34,18 @@ class CachedResponse(Response):
 
 
 def buffered_body(response: Response, limit: int) -> bytes | None:
-    """The whole body, or ``None`` if it streams more than ``limit`` bytes.
+    """The whole body, or ``None`` if the response streams and may not be buffered.
 
-    A streamed body is read until the limit: below it, the response is switched to the
-    buffered copy; above it, the chunks read so far are put back in front of the rest of
-    the stream, so the client still gets everything, uncached.
+    A streamed body is passed through untouched (its first byte goes out as soon as the
+    view yields it) unless the view opted in to buffering with ``limit`` > 0; an event
+    stream (``text/event-stream``) never is, as it may never end. Below the limit, the
+    response is switched to the buffered copy; above it, the chunks read so far are put
+    back in front of the rest of the stream, so the client still gets everything, uncached.
     """
     if not response.is_streamed:
         return response.get_data()
+    if limit <= 0 or response.mimetype == "text/event-stream":
+        return None
     chunks: list[bytes] = []
     size = 0
     stream = iter(response.iter_encoded())
@@ -70,6 +75,15 @@ def freeze(response: Response, body: bytes | None = None) -> tuple[Any, ...]:
 def freeze_vary(names: tuple[str, ...]) -> tuple[Any, ...]:
     """The marker stored under a view's base key when its responses vary on headers."""
     return (_VARY, names, None)
+
+
+def freeze_pass() -> tuple[Any, ...]:
+    """The marker stored under a key whose last response could not be stored."""
+    return (_PASS, None, None)
+
+
+def is_pass(value: Any) -> bool:
+    return type(value) is tuple and value[:1] == (_PASS,)
 
 
 def vary_of(value: Any) -> tuple[str, ...] | None:

@@ -142,7 +142,19 @@ SETTINGS: dict[str, SettingDoc] = {
     "CACHE_VIEW_MAX_BUFFER": SettingDoc(
         "int >= 0 (bytes)",
         VIEWS,
-        "Longest streamed body a cached view buffers and stores; longer streams pass through.",
+        "Longest streamed body a cached view buffers and stores; longer streams pass "
+        "through, and `0` lets every stream through unstored (per view: `max_buffer=`).",
+    ),
+    "CACHE_VIEW_PRIVATE_IGNORE_COOKIES": SettingDoc(
+        "list of shell patterns",
+        VIEWS,
+        "Cookies that identify nobody (`_ga*`, `cookie_consent`), left out of the keys of "
+        "`private=True` views.",
+    ),
+    "CACHE_VIEW_PRIVATE_HEADERS": SettingDoc(
+        "list of header names",
+        VIEWS,
+        "Request headers carrying credentials, part of the keys of `private=True` views.",
     ),
     "CACHE_KEY_AUDIT": SettingDoc(
         "bool",

@@ -1,22 +1,30 @@
 """The HTTP-aware path of ``@cache.cached`` for the view a request was routed to.
 
-Lookup: one read of the view's key; if the stored value says the view varies on request
+Lookup: one read of the view's key (with the page's per-user stamps for ``private=True``
+views, in the same multi-get); if the stored value says the view varies on request
 headers, a second read of the variant for this request's header values (views without
-``Vary`` stay at one read). Store: the finished response with validators added, only if
-the HTTP rules in :mod:`flask_stash.http` allow it.
+``Vary`` stay at one read).
+
+Store: a miss runs the view and hands its response to Flask; the copy to store is taken
+then, but written only when the request ends (:mod:`flask_stash.requestend`), once the
+``after_request`` handlers ran and the session was saved, and only if the *final* response
+passes the HTTP rules of :mod:`flask_stash.http` (no ``Set-Cookie``, no ``no-store``...;
+its ``Vary`` chooses the variant). The request that computes a key holds its single-flight
+claim and backend lock until then, so concurrent misses still run the view once.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response, copy_current_request_context, request
 from werkzeug.exceptions import HTTPException
 
-from flask_stash import audit, http, responses
+from flask_stash import audit, http, privacy, requestend, responses
+from flask_stash.calls import join_generator
 from flask_stash.core.api import MISS, SupportsLock
 from flask_stash.core.engine import Lookup, find, save
 from flask_stash.core.entry import Entry
@@ -26,7 +34,7 @@ from flask_stash.core.guard import (
     BackendLock,
     Protection,
     executor_for,
-    once_across_processes,
+    take_turn,
 )
 from flask_stash.core.stats import HIT, MISS_EVENT
 from flask_stash.protection import protection_for
@@ -37,6 +45,13 @@ logger = logging.getLogger("flask_stash")
 
 if TYPE_CHECKING:
     from flask_stash.views import CachedView
+
+Release = Callable[[], None]
+#: Seconds a key whose response was refused for storing is marked "pass": requests then run
+#: the view at once, without waiting for another's computation, and still store a response
+#: that may be stored (Varnish's hit-for-miss).
+PASS_SECONDS = 10.0
+_PASSED = object()  # found() saw a pass marker
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,8 @@ class Settings:
     cache_control: bool
     x_cache: bool
     max_buffer: int
+    ignored_cookies: tuple[str, ...]
+    identity_headers: tuple[str, ...]
     protect: Protection
 
     @classmethod
@@ -74,13 +91,19 @@ class Settings:
             cache_control=pick("cache_control"),
             x_cache=pick("x_cache"),
             max_buffer=pick("max_buffer"),
+            ignored_cookies=state.config.view_private_ignore_cookies,
+            identity_headers=state.config.view_private_headers,
             protect=protection_for(view.overrides, state),
         )
 
 
 @dataclass(slots=True)
 class Call:
-    """One request to a cached view (built on every request: kept to a plain slotted class)."""
+    """One request to a cached view (built on every request: kept to a plain slotted class).
+
+    ``key`` is the entry's key: the view's key plus, for ``private=True`` views, the
+    identity suffix; ``stamps`` are the backend keys of its per-user version stamps.
+    """
 
     view: CachedView
     app: Flask
@@ -90,12 +113,21 @@ class Call:
     kwargs: dict[str, Any]
     settings: Settings
     request: Request
+    stamps: tuple[str, ...] = ()
 
     def run(self) -> Any:
         return self.app.ensure_sync(self.view.fn)(*self.args, **self.kwargs)
 
     def label(self, text: str) -> str | None:
         return text if self.settings.x_cache else None
+
+    @property
+    def private(self) -> bool:
+        return bool(self.view.http.private)
+
+    def lookup(self, key: str) -> Lookup:
+        store = self.state.store
+        return Lookup(store.backend_key(key), self.stamps, self.view.scope)
 
 
 def settings_for(view: CachedView, state: AppState) -> Settings:
@@ -105,31 +137,83 @@ def settings_for(view: CachedView, state: AppState) -> Settings:
     return found
 
 
+def make_call(
+    view: CachedView,
+    app: Flask,
+    state: AppState,
+    key: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    current: Request,
+) -> Call:
+    """The call for this request; a ``private_key`` that raises propagates."""
+    settings = settings_for(view, state)
+    if not view.http.private:
+        return Call(view, app, state, key, args, kwargs, settings, current)
+    who = privacy.identify(
+        current,
+        key,
+        view.http.private_key,
+        settings.ignored_cookies,
+        settings.identity_headers,
+    )
+    stamps = [privacy.all_users_stamp_key(key)]
+    if who.user_stamp is not None:
+        stamps.append(who.user_stamp)
+    backend_stamps = tuple(state.store.backend_key(stamp) for stamp in stamps)
+    return Call(view, app, state, key + who.suffix, args, kwargs, settings, current, backend_stamps)
+
+
+def mark_private_later(identity_headers: tuple[str, ...]) -> None:
+    """Mark the final response of this request as one user's (misses and hits alike)."""
+    requestend.defer(_PrivateMark(identity_headers))
+
+
+@dataclass
+class _PrivateMark:
+    identity_headers: tuple[str, ...]
+
+    def finish(self, response: Response) -> None:
+        http.mark_private(response, request, self.identity_headers)
+
+    def abandon(self) -> None:
+        pass
+
+
 def serve(call: Call) -> Any:
     """Answer the request from the cache, or run the view and maybe store its response."""
+    if call.stamps:  # only private calls have per-user stamps
+        mark_private_later(call.settings.identity_headers)
     if not http.request_is_cacheable(call.request, call.settings.honor_no_cache):
         return call.run()
-    key = call.key + (_user_suffix(call) if call.view.http.private else "")
+    key = call.key
     forced = call.view.forced(call.args, call.kwargs)
     entry = None if forced else _lookup(call, key, stale_ok=call.settings.protect.stale > 0)
+    passing = entry is not None and responses.is_pass(entry.value)
     if call.state.config.enable_signals:
-        signal = cache_view_miss if entry is None else cache_view_hit
+        signal = cache_view_miss if entry is None or passing else cache_view_hit
         signal.send(cache=call.view.cache, cache_key=call.key, args=call.args, kwargs=call.kwargs)
     if entry is None:
-        return _miss_once(call, key, recheck=not forced)
+        return _miss_once(call, recheck=not forced)
+    if passing:  # its last response was refused: run it now, nobody to wait for
+        return _respond(call, _nothing)
     if entry.is_fresh(call.state.store.clock()):
         return _hit(call, entry)
     call.state.store.stats.incr(STALE, call.view.scope)
-    _refresh_later(call, key)
+    _refresh_later(call)
     return _hit(call, entry, "STALE")
 
 
-def _refresh_later(call: Call, key: str) -> None:
-    """Re-run the view in the background (one refresh per key) and store its response."""
-    store, claim = call.state.store, key + ":refresh"
+def _refresh_later(call: Call) -> None:
+    """Re-run the view in the background (one refresh per key) and store its response.
+
+    No ``after_request`` handler runs in a background refresh: the response is judged by
+    what the view itself returned.
+    """
+    store, claim = call.state.store, call.key + ":refresh"
     if not store.flights.try_lead(claim):
         return
-    lock = BackendLock(store, store.backend_key(key) + ":lock", call.settings.protect)
+    lock = BackendLock(store, call.lookup(call.key).key + ":lock", call.settings.protect)
 
     @copy_current_request_context
     def refresh() -> None:
@@ -137,11 +221,7 @@ def _refresh_later(call: Call, key: str) -> None:
         try:
             if locking and not lock.acquire():
                 return  # another process refreshes it
-            try:
-                _miss(call, key)
-            finally:
-                if locking:
-                    lock.release()
+            _respond(call, lock.release if locking else _nothing, at_request_end=False)
         except Exception:
             store.stats.incr(REFRESH_ERROR, call.view.scope)
             logger.warning("background refresh of %s failed", call.view.scope, exc_info=True)
@@ -154,34 +234,64 @@ def _refresh_later(call: Call, key: str) -> None:
         store.flights.release(claim)
 
 
-def _miss_once(call: Call, key: str, recheck: bool) -> Any:
+def _nothing() -> None:
+    pass
+
+
+def _miss_once(call: Call, recheck: bool) -> Any:
     """Concurrent misses of one key run the view once: in this process, and across
     processes on backends that can lock.
 
-    The others wait for it (a bounded time), then read the entry it stored; when it stored
-    nothing (an uncacheable response), each runs the view itself. Responses are never
-    shared between requests, only the stored copy is.
+    The request that runs the view keeps its claim until its response is stored (or
+    refused) at the end of the request. The others wait for it (a bounded time), then read
+    the entry it stored; when it stored nothing (an uncacheable response), each runs the
+    view itself. Responses are never shared between requests, only the stored copy is.
     """
-    protect = protection_for(call.view.overrides, call.state)
+    if not http.request_may_store(call.request):
+        return _respond(call, None)  # HEAD, Range: served, never stored
+    protect = call.settings.protect
     if not protect.single_flight:
-        return _miss(call, key)
+        return _respond(call, _nothing)
+    if requestend.holds(call.key):  # the view re-entered itself: never wait on our own claim
+        return _respond(call, None)
     store = call.state.store
-    where = Lookup(store.backend_key(key), (), call.view.scope)
+    if not store.flights.try_lead(call.key):
+        store.flights.wait(call.key, protect.lock_wait)
+        entry = _lookup(call, call.key)
+        if entry is None or responses.is_pass(entry.value):
+            return _respond(call, _nothing)
+        return _hit(call, entry)
+    requestend.claim(call.key)
 
-    def found() -> tuple[bool, Any]:  # stored by another process meanwhile?
-        entry = _lookup(call, key)
-        return (False, None) if entry is None else (True, _hit(call, entry))
+    def release_flight() -> None:
+        requestend.unclaim(call.key)
+        store.flights.release(call.key)
 
-    def lead() -> None:
-        compute = lambda: _miss(call, key)  # noqa: E731
-        mine.append(once_across_processes(store, where, protect, found, compute, recheck))
+    def found() -> tuple[bool, Any]:  # stored (or refused) by another process meanwhile?
+        entry = _lookup(call, call.key)
+        if entry is None:
+            return False, None
+        return True, _PASSED if responses.is_pass(entry.value) else _hit(call, entry)
 
-    mine: list[Any] = []
-    store.flights.run(key, lead, protect.lock_wait)
-    if mine:
-        return mine[0]
-    entry = _lookup(call, key)
-    return _hit(call, entry) if entry is not None else _miss(call, key)
+    try:
+        turn = take_turn(store, call.lookup(call.key), protect, found, recheck)
+    except BaseException:
+        release_flight()
+        raise
+    if turn.found:
+        release_flight()
+        return _respond(call, _nothing) if turn.value is _PASSED else turn.value
+    return _respond(call, _both(turn.release, release_flight))
+
+
+def _both(first: Release, second: Release) -> Release:
+    def release() -> None:
+        try:
+            first()
+        finally:
+            second()
+
+    return release
 
 
 def _lookup(call: Call, key: str, stale_ok: bool = False) -> Entry | None:
@@ -190,20 +300,23 @@ def _lookup(call: Call, key: str, stale_ok: bool = False) -> Entry | None:
     names = None if entry is None else responses.vary_of(entry.value)
     if names is not None:
         entry = read(call, _variant_key(key, names))
-    if entry is not None and call.view.stale_for(call.app, entry.value, call.args, call.kwargs):
+    if entry is None or responses.is_pass(entry.value):
+        return entry
+    if call.view.stale_for(call.app, entry.value, call.args, call.kwargs):
         return None
     return entry
 
 
 def _fresh(call: Call, key: str) -> Entry | None:
     store = call.state.store
-    return find(store, store.backend_key(key), (), call.view.scope)[0]
+    return find(store, store.backend_key(key), call.stamps, call.view.scope)[0]
 
 
 def _servable(call: Call, key: str) -> Entry | None:
     """The entry if fresh, or stale but inside its stale window (a hit either way)."""
     store = call.state.store
-    entry, _ = store.read_stored(store.backend_key(key))
+    where = call.lookup(key)
+    entry, _ = store.read_stored(where.key, where.version_keys)
     if entry is MISS or not entry.is_servable(store.clock()):
         store.stats.incr(MISS_EVENT, call.view.scope)
         return None
@@ -215,77 +328,170 @@ def _variant_key(key: str, names: tuple[str, ...]) -> str:
     return f"{key}:vary:{http.variant(request, names)}"  # a proxy: also used from refreshes
 
 
-def _user_suffix(call: Call) -> str:
-    """Who the response is for, when a view opts in to per-user caching."""
-    identify = call.view.http.private_key
-    if callable(identify):
-        who = str(identify())
-    else:
-        cookie = request.cookies.get(call.app.config.get("SESSION_COOKIE_NAME", "session"), "")
-        who = hashlib.sha256(cookie.encode()).hexdigest()[:32] if cookie else "anonymous"
-    return f":user:{who}"
-
-
 def _hit(call: Call, entry: Entry, label: str = "HIT") -> Response:
     response = responses.thaw(call.app, entry.value)  # raises a stored abort() again
     now = call.state.store.clock()
     if call.settings.cache_control:
-        http.add_freshness(response, entry.remaining(now), call.settings.protect.stale)
+        http.add_freshness(
+            response, entry.remaining(now), call.settings.protect.stale, call.private
+        )
     call.view.indicate_hit(response)
     return http.finish_hit(response, call.request, entry.age(now), call.label(label))
 
 
-def _miss(call: Call, key: str) -> Any:
-    auditing = call.state.config.key_audit and call.app.debug
+def _respond(call: Call, release: Release | None, at_request_end: bool = True) -> Any:
+    """Run the view; unless ``release`` is ``None``, prepare its response for storing.
+
+    ``release`` ends this caller's claim on the key: called once the response is stored
+    or refused, at the end of the request (``at_request_end``) or at once, and whenever
+    anything here raises (releasing twice is harmless).
+    """
+    auditing = at_request_end and call.state.config.key_audit and call.app.debug
     try:
-        if auditing:
-            with audit.recording(request) as reads:
-                value = call.run()
-        else:
-            value = call.run()
+        value, reads = _run(call, auditing, joining=release is not None)
+        response: Response = call.app.make_response(value)
+        touched = http.session_touched()
+        if reads is not None:
+            requestend.defer(_AuditReport(call, reads, touched))
+        if release is not None:
+            pending = _pending(call, value, response, touched, release)
+            if pending is not None and at_request_end:
+                requestend.defer(pending)
+            elif pending is not None:  # a background refresh: no after_request handler runs
+                pending.store(pending.vary)
     except HTTPException as error:
-        where = Lookup(call.state.store.backend_key(key), (), call.view.scope)
-        call.view.keep_abort(call.state, where, error)
+        if release is not None:
+            call.view.keep_abort(call.state, call.lookup(call.key), error)
+            release()
         raise
-    response: Response = call.app.make_response(value)
-    touched = http.session_touched()
-    stored_names = _store(call, key, value, response, touched)
-    if auditing:
-        keyed = audit.Keyed(call.view.query_string, stored_names or (), call.view.http.private)
-        call.view.auditor.report(call.view.fn.__name__, audit.unkeyed(reads, keyed, touched))
+    except BaseException:
+        if release is not None:
+            release()
+        raise
     http.mark(response, call.label("MISS"))
     return http.conditional(response, request)
 
 
-def _store(
-    call: Call, key: str, value: Any, response: Response, touched: bool
-) -> tuple[str, ...] | None:
-    """Store ``response`` if allowed; returns the Vary names it was stored under."""
-    if not call.view.accepts(value) or response.status_code not in call.view.statuses_for(
-        call.state
-    ):
-        return None
-    if http.refusal(response, private=call.view.http.private, touched_session=touched):
-        return None
-    body = responses.buffered_body(response, call.settings.max_buffer)
+def _run(call: Call, auditing: bool, joining: bool) -> tuple[Any, audit.Reads | None]:
+    """The view's value (a generator view's output joined, as Flask-Caching stores it) and,
+    when auditing, what it read from the request while running."""
+    if not auditing:
+        value = call.run()
+        return (join_generator(value) if joining else value), None
+    with audit.recording(request) as reads:
+        value = call.run()
+        return (join_generator(value) if joining else value), reads
+
+
+def _pending(
+    call: Call, value: Any, response: Response, touched: bool, release: Release
+) -> PendingStore | None:
+    """The copy of ``response`` to store when the request ends, or ``None`` (released)."""
+    view = call.view
+    refused = (
+        not view.accepts(value)
+        or response.status_code not in view.statuses_for(call.state)
+        or http.refusal(response, private=call.private, touched_session=touched) is not None
+    )
+    body = None if refused else responses.buffered_body(response, call.settings.max_buffer)
     if body is None:
+        _refuse(call, release)
         return None
     store = call.state.store
     http.add_validators(response, body, store.clock())
-    timeout = call.view.timeout_for(value)
-    protect = call.settings.protect
+    timeout = view.timeout_for(value)
     if call.settings.cache_control:
-        http.add_freshness(response, store.ttl_for(timeout), protect.stale)
-    names = http.vary_names(response)
+        ttl = store.ttl_for(timeout)
+        http.add_freshness(response, ttl, call.settings.protect.stale, call.private)
+    if call.private:  # stored marked: hits then find nothing to add
+        http.mark_private(response, call.request, call.settings.identity_headers)
     frozen = responses.freeze(response, body)
-    scope = call.view.scope
+    return PendingStore(call, frozen, response.status_code, http.vary_names(response), timeout,
+                        release)  # fmt: skip
+
+
+@dataclass
+class PendingStore:
+    """A view's response waiting for the end of its request to be judged and stored."""
+
+    call: Call
+    frozen: tuple[Any, ...]
+    status: int
+    #: The ``Vary`` names of the view's own response (a background refresh stores by them).
+    vary: tuple[str, ...]
+    timeout: Any
+    release: Release
+
+    def finish(self, response: Response) -> None:
+        names = self._final_vary(response)
+        if names is None:
+            _refuse(self.call, self.release)
+        else:
+            self.store(names)
+
+    def abandon(self) -> None:
+        self.release()
+
+    def store(self, names: tuple[str, ...]) -> None:
+        try:
+            _store(self.call, self.frozen, names, self.timeout)
+        finally:
+            self.release()
+
+    def _final_vary(self, response: Response) -> tuple[str, ...] | None:
+        """The final response's ``Vary`` names, or ``None`` if it must not be stored."""
+        call = self.call
+        # A 304 was made from the stored copy's own validators: the copy is the 200.
+        status = self.status if response.status_code == 304 else response.status_code
+        if status not in call.view.statuses_for(call.state):
+            return None
+        if http.refusal(response, private=call.private, touched_session=False) is not None:
+            return None
+        return http.vary_names(response)
+
+
+def _refuse(call: Call, release: Release) -> None:
+    """Mark the key "pass" (the view's responses cannot be stored), then end the claim."""
+    try:
+        where = call.lookup(call.key)
+        save(call.state.store, where, responses.freeze_pass(), PASS_SECONDS, None)
+    finally:
+        release()
+
+
+def _store(call: Call, frozen: tuple[Any, ...], names: tuple[str, ...], timeout: Any) -> None:
+    if call.private:  # the key already holds every credential: no variant per cookie
+        covered = {"cookie", *(name.lower() for name in call.settings.identity_headers)}
+        names = tuple(name for name in names if name not in covered)
+    protect = call.settings.protect
+    store = call.state.store
 
     def keep(store_key: str, value: Any) -> None:
-        where = Lookup(store.backend_key(store_key), (), scope)
-        save(store, where, value, timeout, None, stale=protect.stale, keep=protect.fail_safe)
+        save(store, call.lookup(store_key), value, timeout, None, stale=protect.stale,
+             keep=protect.fail_safe)  # fmt: skip
 
+    key = call.key
     if names:
         keep(key, responses.freeze_vary(names))
         key = _variant_key(key, names)
     keep(key, frozen)
-    return names
+
+
+@dataclass
+class _AuditReport:
+    """The key audit of one miss, reported against the final response's ``Vary``."""
+
+    call: Call
+    reads: audit.Reads
+    touched: bool
+
+    def abandon(self) -> None:
+        pass
+
+    def finish(self, response: Response) -> None:
+        view = self.call.view
+        vary = http.vary_names(response)
+        if view.http.private:
+            vary += tuple(name.lower() for name in self.call.settings.identity_headers)
+        keyed = audit.Keyed(view.query_string, vary, view.http.private)
+        view.auditor.report(view.fn.__name__, audit.unkeyed(self.reads, keyed, self.touched))

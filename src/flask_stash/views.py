@@ -18,7 +18,7 @@ from flask import Request, Response, after_this_request, current_app, request, u
 from flask.globals import _cv_request
 from werkzeug.exceptions import HTTPException
 
-from flask_stash import http, responses, viewpath
+from flask_stash import http, privacy, responses, viewpath
 from flask_stash.audit import Auditor
 from flask_stash.calls import condition, join_generator, source_hash, staleness
 from flask_stash.config import normalize_timeout
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 HIT_HEADER = "hit_cache"
+#: ``delete_cached``'s default ``user``: the page is dropped for every user.
+EVERYONE: Any = object()
 
 
 class CachedView:
@@ -64,6 +66,7 @@ class CachedView:
             honor_no_cache=options["honor_no_cache"],
             cache_control=options["cache_control"],
             x_cache=options["x_cache"],
+            max_buffer=options["max_buffer"],
         )
         self.overrides = protection_overrides(options)
         self.auditor = Auditor()
@@ -146,14 +149,31 @@ class CachedView:
         current = self._view_request(app)
         try:
             key = self._key_for_call(state, args, kwargs, current)
+            if current is not None:
+                call = viewpath.make_call(self, app, state, key, args, kwargs, current)
+        except HTTPException:  # abort() or a redirect from a key function is the answer
+            raise
         except Exception as exc:  # a broken key function must not lose the request
-            state.store.policy.handle(exc, "cached key")
-            return app.ensure_sync(self.fn)(*args, **kwargs)
+            return self._uncached(app, state, exc, args, kwargs, routed=current is not None)
         if current is not None:
-            settings = viewpath.settings_for(self, state)
-            call = viewpath.Call(self, app, state, key, args, kwargs, settings, current)
             return viewpath.serve(call)
         return self._function_call(app, state, key, args, kwargs)
+
+    def _uncached(
+        self,
+        app: Any,
+        state: AppState,
+        error: Exception,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        routed: bool,
+    ) -> Any:
+        """Run the function uncached when its key cannot be built: logged rate-limited,
+        or raised with ``CACHE_FAIL_OPEN = False``."""
+        state.store.policy.handle(error, f"key of {self.scope}")
+        if routed and self.http.private:
+            viewpath.mark_private_later(viewpath.settings_for(self, state).identity_headers)
+        return app.ensure_sync(self.fn)(*args, **kwargs)
 
     def _function_call(
         self, app: Any, state: AppState, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -190,6 +210,26 @@ class CachedView:
 
     def storable(self, value: Any) -> bool:
         return (value is not None or self.cache_none) and self.accepts(value)
+
+    # -- invalidation ---------------------------------------------------------------------
+
+    def delete(self, path: str | None, query_args: Any, user: Any, kwargs: dict[str, Any]) -> bool:
+        """Drop the page at ``path``: for everyone, or for ``user`` (a ``private_key()``
+        value) only. Per-user pages are dropped in O(1) by renewing their version stamp."""
+        key = str(self.wrapper.make_cache_key(path=path, query_args=query_args, **kwargs))
+        store = self.cache.state().store
+        if user is not EVERYONE:
+            if not self.http.private or self.http.private_key is None:
+                raise ValueError(
+                    f"delete_cached(..., user=...) needs a view cached with private=True and "
+                    f"a private_key; {self.scope} has none"
+                )
+            return store.bump_version(store.backend_key(privacy.user_stamp_key(key, user)))
+        deleted = store.delete(key)
+        if self.http.private:
+            stamp = store.backend_key(privacy.all_users_stamp_key(key))
+            return store.bump_version(stamp) or deleted
+        return deleted
 
     # -- steps shared with viewpath ----------------------------------------------------
 
@@ -281,6 +321,7 @@ def cached(
     honor_no_cache: bool | None = None,
     cache_control: bool | None = None,
     x_cache: bool | None = None,
+    max_buffer: int | None = None,
     stampede: bool | None = None,
     stale: float | None = None,
     fail_safe: float | None = None,
@@ -290,9 +331,11 @@ def cached(
 
     Flask-Caching's parameters keep their meaning. Ours (keyword-only; ``None`` means the
     app's ``CACHE_VIEW_*`` setting): ``statuses`` to store (default 2xx; add 404 for
-    negative caching); ``private=True`` to store responses that read the session or say
-    ``Cache-Control: private``, keyed per user by ``private_key()`` (default: the session
-    cookie); ``query_allow``/``query_deny`` shell patterns for ``query_string`` keys
+    negative caching); ``private=True`` for per-user pages: keyed by every credential the
+    request carries (all cookies, ``Authorization``) plus ``private_key()`` if given, sent
+    with ``Cache-Control: private`` and ``Vary: Cookie``; ``max_buffer`` bytes of a streamed
+    response to buffer and store (default ``CACHE_VIEW_MAX_BUFFER``, ``0``: streams pass
+    through uncached); ``query_allow``/``query_deny`` shell patterns for ``query_string`` keys
     (``query_deny=["utm_*"]``); ``honor_no_cache`` to let ``Cache-Control: no-cache``
     requests skip the cache; ``cache_control`` to add ``Cache-Control: public, max-age``;
     ``x_cache`` to add ``X-Cache: HIT|MISS|STALE``; ``stampede=False`` to let concurrent
@@ -306,6 +349,12 @@ def cached(
         options["timeout"] = normalize_timeout(timeout)
     if statuses is not None:
         options["statuses"] = frozenset(statuses)
+    if max_buffer is not None and (
+        isinstance(max_buffer, bool) or not isinstance(max_buffer, int) or max_buffer < 0
+    ):
+        raise TypeError(f"max_buffer must be a number of bytes >= 0, not {max_buffer!r}")
+    if private_key is not None and not callable(private_key):
+        raise TypeError(f"private_key must be a callable returning the user, not {private_key!r}")
     if query_allow is not None:
         options["query_allow"] = tuple(query_allow)
     if not (isinstance(key_prefix, str) or callable(key_prefix)):

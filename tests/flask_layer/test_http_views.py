@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -26,22 +27,25 @@ def make(clock: FakeClock, **config: Any) -> tuple[Flask, Cache, list[str]]:
     return app, cache, []
 
 
-def test_head_then_get_serves_the_get_body(clock: FakeClock) -> None:
+def test_head_misses_are_not_stored_and_head_hits_read_the_get_entry(clock: FakeClock) -> None:
     app, cache, runs = make(clock)
 
     @app.get("/page")
     @cache.cached(timeout=60)
     def page() -> str:
-        runs.append("run")
-        return "full body"
+        runs.append(request.method)
+        return "" if request.method == "HEAD" else "full body"  # a view that skips HEAD bodies
 
     client = app.test_client()
     head = client.head("/page")
     assert head.status_code == 200
     assert head.data == b""
-    assert head.headers["Content-Length"] == "9"
     assert client.get("/page").data == b"full body"
-    assert runs == ["run"]
+    hit = client.head("/page")
+    assert hit.data == b""
+    assert hit.headers["Content-Length"] == "9"
+    assert client.get("/page").data == b"full body"
+    assert runs == ["HEAD", "GET"]
 
 
 def test_other_methods_are_never_cached(clock: FakeClock) -> None:
@@ -323,65 +327,208 @@ def test_small_streams_are_buffered_and_big_ones_pass_through(clock: FakeClock) 
     assert runs == ["50", "500", "500"]
 
 
-def test_key_audit_warns_once_for_an_unkeyed_header(clock: FakeClock) -> None:
-    app, cache, _ = make(clock, CACHE_KEY_AUDIT=True)
-    app.debug = True
+# -- the rules of issue 9: read on the final response, after after_request handlers -------
 
-    @app.get("/lang")
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ("Cache-Control", "no-cache"),
+        ("Cache-Control", "max-age=0"),
+        ("Cache-Control", "public, s-maxage=0"),
+        ("Pragma", "no-cache"),
+    ],
+)
+@pytest.mark.parametrize("where", ["view", "after_request"])
+def test_responses_that_forbid_reuse_are_not_stored(
+    clock: FakeClock, header: tuple[str, str], where: str
+) -> None:
+    app, cache, runs = make(clock)
+
+    @app.get("/fresh")
     @cache.cached(timeout=60)
-    def lang() -> str:
-        return request.headers.get("Accept-Language", "en")
-
-    client = app.test_client()
-    with pytest.warns(KeyAuditWarning, match=r"lang read headers \['accept-language'\]"):
-        client.get("/lang", headers={"Accept-Language": "fr"})
-    cache.clear()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        client.get("/lang")  # the same finding is not repeated
-
-
-def test_key_audit_reports_query_arguments_and_cookies(clock: FakeClock) -> None:
-    app, cache, _ = make(clock, CACHE_KEY_AUDIT=True)
-    app.debug = True
-
-    @app.get("/q")
-    @cache.cached(timeout=60)
-    def q() -> str:
-        return request.args.get("page", "1") + request.cookies.get("theme", "")
-
-    client = app.test_client()
-    with pytest.warns(KeyAuditWarning) as caught:
-        client.get("/q?page=2")
-    messages = " ".join(str(w.message) for w in caught)
-    assert "query arguments ['page']" in messages
-    assert "cookies ['theme']" in messages
-
-
-def test_key_audit_is_quiet_when_the_key_covers_the_inputs(clock: FakeClock) -> None:
-    app, cache, _ = make(clock, CACHE_KEY_AUDIT=True)
-    app.debug = True
-
-    @app.get("/ok")
-    @cache.cached(timeout=60, query_string=True)
-    def ok() -> Response:
-        response = Response(request.args.get("page", "1") + request.headers.get("Accept", ""))
-        response.headers["Vary"] = "Accept"
+    def fresh() -> Response:
+        runs.append("run")
+        response = Response("fresh")
+        if where == "view":
+            response.headers[header[0]] = header[1]
         return response
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        app.test_client().get("/ok?page=2")
+    @app.after_request
+    def late(response: Response) -> Response:
+        if where == "after_request":
+            response.headers[header[0]] = header[1]
+        return response
+
+    client = app.test_client()
+    assert client.get("/fresh").text == "fresh"
+    assert client.get("/fresh").text == "fresh"
+    assert runs == ["run", "run"]
 
 
-def test_key_audit_is_off_outside_debug(clock: FakeClock) -> None:
-    app, cache, _ = make(clock, CACHE_KEY_AUDIT=True)
+def test_a_cookie_set_by_an_after_request_handler_prevents_storing(clock: FakeClock) -> None:
+    app, cache, runs = make(clock)
+
+    @app.get("/tracked")
+    @cache.cached(timeout=60)
+    def tracked() -> str:
+        runs.append("run")
+        return "page"
+
+    @app.after_request
+    def tracker(response: Response) -> Response:
+        response.set_cookie("visitor", str(len(runs)))
+        return response
+
+    client = app.test_client()
+    client.get("/tracked")
+    client.get("/tracked")
+    assert runs == ["run", "run"]
+
+
+def test_vary_added_by_an_after_request_handler_keeps_variants_apart(clock: FakeClock) -> None:
+    app, cache, runs = make(clock)
+
+    @app.get("/hello")
+    @cache.cached(timeout=60)
+    def hello() -> str:
+        language = request.accept_languages.best_match(["en", "fr"]) or "en"
+        runs.append(language)
+        return {"en": "hello", "fr": "bonjour"}[language]
+
+    @app.after_request
+    def vary(response: Response) -> Response:
+        response.vary.add("Accept-Language")
+        return response
+
+    client = app.test_client()
+    for _ in range(2):
+        assert client.get("/hello", headers={"Accept-Language": "fr"}).text == "bonjour"
+        assert client.get("/hello", headers={"Accept-Language": "en"}).text == "hello"
+    assert runs == ["fr", "en"]
+
+
+def test_range_requests_and_206_answers_are_never_stored(clock: FakeClock) -> None:
+    app, cache, runs = make(clock)
+
+    @app.get("/file")
+    @cache.cached(timeout=60)
+    def file() -> Response:
+        runs.append(request.headers.get("Range", "full"))
+        response = Response("0123456789")
+        return response.make_conditional(request, accept_ranges=True, complete_length=10)
+
+    client = app.test_client()
+    partial = client.get("/file", headers={"Range": "bytes=0-3"})
+    assert partial.status_code == 206
+    assert partial.data == b"0123"
+    full = client.get("/file")
+    assert full.status_code == 200
+    assert full.data == b"0123456789"
+    assert client.get("/file").data == b"0123456789"
+    assert runs == ["bytes=0-3", "full"]
+
+
+def test_a_stream_sends_its_first_byte_before_the_generator_finishes(clock: FakeClock) -> None:
+    app, cache, _ = make(clock, CACHE_VIEW_MAX_BUFFER=1 << 20)
+    released = threading.Event()
+    finished: list[bool] = []
+
+    @app.get("/events")
+    @cache.cached(timeout=60)
+    def events() -> Response:
+        def generate() -> Iterator[str]:
+            yield "data: first\n\n"
+            released.wait(5)  # a buffering cache would block here before sending anything
+            finished.append(True)
+            yield "data: second\n\n"
+
+        return Response(generate(), mimetype="text/event-stream")
+
+    response = app.test_client().get("/events", buffered=False)
+    chunks = iter(response.response)
+    assert next(chunks) == b"data: first\n\n"
+    assert finished == []
+    released.set()
+    assert b"".join(chunks) == b"data: second\n\n"
+    response.close()
+
+
+def test_an_after_request_error_stores_nothing(clock: FakeClock) -> None:
+    app, cache, runs = make(clock)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.get("/fragile")
+    @cache.cached(timeout=60)
+    def fragile() -> str:
+        runs.append("run")
+        return "fragile"
+
+    @app.after_request
+    def broken(response: Response) -> Response:
+        if len(runs) == 1:
+            raise RuntimeError("after_request failed")
+        return response
+
+    client = app.test_client()
+    assert client.get("/fragile").status_code == 500
+    assert client.get("/fragile").text == "fragile"
+    assert runs == ["run", "run"]
+
+
+def test_a_view_that_calls_itself_does_not_wait_on_its_own_claim(clock: FakeClock) -> None:
+    app, cache, runs = make(clock)
+
+    @app.get("/self")
+    @cache.cached(timeout=60)
+    def itself() -> str:
+        runs.append("run")
+        if len(runs) == 1:
+            inner = itself()  # the view path answers with a response
+            return f"outer({inner.get_data(as_text=True)})"
+        return "inner"
+
+    assert app.test_client().get("/self").text == "outer(inner)"
+    assert app.test_client().get("/self").text == "outer(inner)"
+    assert runs == ["run", "run"]
+
+
+def test_a_generator_view_that_fails_midway_releases_its_claim(clock: FakeClock) -> None:
+    app, cache, runs = make(clock)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.get("/gen")
+    @cache.cached(timeout=60)
+    def gen() -> Iterator[str]:
+        runs.append("run")
+        yield "a"
+        if len(runs) == 1:
+            raise RuntimeError("broken halfway")
+        yield "b"
+
+    client = app.test_client()
+    assert client.get("/gen").status_code == 500
+    with app.app_context():
+        assert len(cache.store.flights) == 0  # nobody will wait for a dead computation
+    assert client.get("/gen").text == "ab"
+    assert client.get("/gen").text == "ab"
+    assert runs == ["run", "run"]
+
+
+def test_an_audit_warning_raised_as_an_error_still_releases_the_claim(clock: FakeClock) -> None:
+    app, cache, runs = make(clock, CACHE_KEY_AUDIT=True)
+    app.debug = True
 
     @app.get("/lang")
     @cache.cached(timeout=60)
     def lang() -> str:
+        runs.append("run")
         return request.headers.get("Accept-Language", "en")
 
+    client = app.test_client()
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        app.test_client().get("/lang")
+        warnings.simplefilter("error", KeyAuditWarning)
+        with pytest.raises(KeyAuditWarning, match=r"(?i)accept-language"):
+            client.get("/lang", headers={"Accept-Language": "fr"})
+    with app.app_context():
+        assert len(cache.store.flights) == 0

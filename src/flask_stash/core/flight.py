@@ -74,6 +74,12 @@ class SingleFlight:
             self._flights[key] = _Flight()
             return True
 
+    def wait(self, key: str, timeout: float | None) -> bool:
+        """Wait until ``key``'s current flight ends (``False`` if ``timeout`` passed first)."""
+        with self._lock:
+            flight = self._flights.get(key)
+        return flight is None or flight.done.wait(timeout)
+
     def release(self, key: str) -> None:
         with self._lock:
             flight = self._flights.pop(key, None)

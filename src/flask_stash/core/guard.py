@@ -204,31 +204,60 @@ def once_across_processes(
     compute: Callable[[], R],
     check_first: bool = True,
 ) -> R:
-    """Run ``compute`` in one process at a time, where the backend can lock.
+    """Run ``compute`` in one process at a time, where the backend can lock (see
+    :func:`take_turn`); the lock is released as soon as ``compute`` returns."""
+    turn = take_turn(store, where, protect, found, check_first)
+    if turn.found:
+        return cast(R, turn.value)
+    try:
+        return compute()
+    finally:
+        turn.release()
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The outcome of :func:`take_turn`: another process's result (``found``), or the
+    turn to compute, to be ended with ``release`` (a no-op when no lock is held)."""
+
+    found: bool
+    value: Any = None
+    release: Callable[[], None] = lambda: None
+
+
+def take_turn(
+    store: Store,
+    where: Lookup,
+    protect: Protection,
+    found: Callable[[], tuple[bool, Any]],
+    check_first: bool = True,
+) -> Turn:
+    """Wait for the turn to compute ``where`` across processes, where the backend can lock.
 
     ``found()`` says whether another process already produced the result (and returns
     what to give the caller then). Without the lock capability, single-flight already
     made this the only caller in the process: ``found`` is checked once, since a caller
     may have read its miss just before the previous leader stored. With it: take the
-    lock and compute (checking ``found`` first: it may have been stored meanwhile), or
-    poll ``found`` while another process holds it, a bounded time, then compute rather
-    than hang; a lease that expires (a dead holder) is taken over.
+    lock (checking ``found`` first: it may have been stored meanwhile), or poll ``found``
+    while another process holds it, a bounded time, then compute rather than hang; a
+    lease that expires (a dead holder) is taken over. The caller may hold the turn past
+    its own return (a view's response is stored when the request ends) and release later.
     """
     if not isinstance(store.backend, SupportsLock):
         ok, value = found() if check_first else (False, None)
-        return cast(R, value) if ok else compute()
+        return Turn(ok, value)
     lock = BackendLock(store, where.key + ":lock", protect)  # same hash tag: same cluster slot
     if lock.acquire():
-        return lock.holding(found if check_first else _nothing, compute)
+        return lock.turn(found if check_first else _nothing)
     store.stats.incr(LOCK_WAIT, where.scope)
     for delay in _polls(store, protect):
         store.sleep(delay)
         ok, value = found()
         if ok:
-            return cast(R, value)
+            return Turn(True, value)
         if lock.acquire():  # the holder finished without storing, or died
-            return lock.holding(found, compute)
-    return compute()
+            return lock.turn(found)
+    return Turn(False)
 
 
 async def aonce_across_processes(
@@ -290,12 +319,17 @@ class BackendLock:
         except BackendError as exc:
             self.store.policy.handle(exc, "unlock")  # the lease expires on its own
 
-    def holding(self, found: Callable[[], tuple[bool, Any]], compute: Callable[[], R]) -> R:
+    def turn(self, found: Callable[[], tuple[bool, Any]]) -> Turn:
+        """While holding the lock: another's result if ``found``, else the turn to compute."""
         try:
             ok, value = found()
-            return cast(R, value) if ok else compute()
-        finally:
+        except BaseException:
             self.release()
+            raise
+        if ok:
+            self.release()
+            return Turn(True, value)
+        return Turn(False, None, self.release)
 
 
 def fresh_entry(store: Store, where: Lookup) -> Entry | None:

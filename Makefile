@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
+PORT ?= 5000
 
 .PHONY: test demo servers lint typecheck pytest bench clean
 
@@ -21,12 +23,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 servers:
 	bash scripts/install-servers.sh
 
-demo: $(STAMP)
-	$(BIN)/python examples/demo_app.py
+# The demo needs Flask-Stash and Flask only: no test or benchmark tools.
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	PORT=$(PORT) $(BIN)/python examples/demo_app.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples scripts
+	$(BIN)/ruff format --check src tests benchmarks examples scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -1,7 +1,8 @@
 """Flask-Stash demo: why caching helps, and how to keep a cache honest.
 
-Run it with ``make demo`` (or ``python examples/demo_app.py``), then open the URLs it
-prints. Everything runs on the in-memory backend, the default.
+Run it with ``make demo`` (or ``python examples/demo_app.py``; ``PORT=8000`` for another
+port than 5000), then open the URLs it prints. Everything runs on the in-memory backend,
+the default.
 
 1. ``/ttl``          a hand-made time-to-live dictionary, next to ...
 2. ``/report``       ... the same idea with ``@cache.cached(timeout=5)``
@@ -12,6 +13,7 @@ prints. Everything runs on the in-memory backend, the default.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -141,12 +143,13 @@ def create_app(slow_seconds: float = SLOW_SECONDS, clock: Callable[[], float] = 
 
 def main() -> None:
     app = create_app()
-    base = "http://127.0.0.1:5000"
+    port = int(os.environ.get("PORT") or 5000)
+    base = f"http://127.0.0.1:{port}"
     print("Flask-Stash demo on the in-memory backend. Try:")
     for path in ("/ttl", "/report", "/add/2/3", "/add/10/1", "/users/1", "/fib/30", "/stats"):
         print(f"  curl {base}{path}")
     print(f"  curl -X POST '{base}/users/1/rename?name=Lovelace'   then  curl {base}/users/1")
-    app.run(host="127.0.0.1", port=5000)
+    app.run(host="127.0.0.1", port=port)
 
 
 if __name__ == "__main__":

@@ -77,3 +77,22 @@ def test_fibonacci_reports_how_often_the_cache_helped(client: FlaskClient) -> No
     assert second["hits"] == first["hits"] + 1  # type: ignore[index]
     assert second["hit_ratio"] > first["hit_ratio"]  # type: ignore[index]
     assert client.get("/fib/501").status_code == 400
+
+
+@pytest.mark.parametrize(("env", "port"), [(None, 5000), ("8123", 8123)])
+def test_main_serves_on_port_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: str | None,
+    port: int,
+) -> None:
+    demo = load_demo()
+    served: dict[str, Any] = {}
+    if env is None:
+        monkeypatch.delenv("PORT", raising=False)
+    else:
+        monkeypatch.setenv("PORT", env)
+    monkeypatch.setattr(demo.Flask, "run", lambda app, **kwargs: served.update(kwargs))
+    demo.main()
+    assert served == {"host": "127.0.0.1", "port": port}
+    assert f"http://127.0.0.1:{port}/report" in capsys.readouterr().out

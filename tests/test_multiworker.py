@@ -58,12 +58,17 @@ class Outcome:
 
 
 @contextmanager
-def gunicorn(workdir: Path, env: dict[str, str]) -> Iterator[int]:
-    """gunicorn with 2 sync workers on the multi-worker app; yields its port."""
+def gunicorn(
+    workdir: Path, env: dict[str, str], *, workers: int = 2, preload: bool = False
+) -> Iterator[int]:
+    """gunicorn with sync workers (2 by default) on the multi-worker app; yields its port.
+
+    Its output goes to ``workdir / f"server-{port}.log"``."""
     database = workdir / "users.sqlite3"
     init_db(database, {USER: FIRST_NAME})
     port = servers.free_port()
-    args = [sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "sync"]
+    args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync"]
+    args += ["--preload"] if preload else []
     args += ["--bind", f"{servers.HOST}:{port}", "--chdir", str(ROOT), "--graceful-timeout", "5"]
     for name, value in {DB_ENV: str(database), **env}.items():
         args += ["--env", f"{name}={value}"]
@@ -208,3 +213,44 @@ def test_memory_backend_serves_stale_reads(tmp_path: Path) -> None:
     assert outcome.stale > 0
     assert outcome.stale == ROUNDS  # the worker that did not take the rename, each round
     assert outcome.loads == 2 + ROUNDS
+
+
+# -- the warning about in-process caches under several workers ------------------------------
+
+WARNING_TEXT = "every worker has its own cache"
+
+
+def warnings_logged(workdir: Path, port: int) -> list[str]:
+    log = (workdir / f"server-{port}.log").read_text(errors="replace")
+    return [line for line in log.splitlines() if WARNING_TEXT in line]
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["per-worker", "preload"])
+def test_memory_backend_under_two_workers_warns_once(tmp_path: Path, preload: bool) -> None:
+    """The in-memory default under 2 workers: one warning naming the docs section, whether
+    the app is loaded in each worker or once in the arbiter before it forks."""
+    with gunicorn(tmp_path, {}, preload=preload) as port:
+        read_both(port)  # both workers have loaded the app and answered
+    (line,) = warnings_logged(tmp_path, port)
+    assert "gunicorn runs 2 workers" in line
+    assert "docs/backends.md#shared-backends" in line
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["per-worker", "preload"])
+def test_memory_backend_under_one_worker_is_silent(tmp_path: Path, preload: bool) -> None:
+    with (
+        gunicorn(tmp_path, {}, workers=1, preload=preload) as port,
+        closing(http.client.HTTPConnection(servers.HOST, port, timeout=TIMEOUT)) as conn,
+    ):
+        send(conn, "GET", f"/users/{USER}")
+        assert receive(conn).name == FIRST_NAME
+    assert warnings_logged(tmp_path, port) == []
+
+
+def test_a_shared_backend_under_two_workers_is_silent(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    env = {"STASH_CACHE_TYPE": "FileSystemCache", "STASH_CACHE_DIR": str(cache_dir)}
+    with gunicorn(tmp_path, env, preload=True) as port:
+        read_both(port)
+    assert warnings_logged(tmp_path, port) == []

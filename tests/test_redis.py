@@ -346,14 +346,20 @@ def _app(**config: object) -> Flask:
     return app
 
 
-def test_flask_cache_through_the_dotted_path(redis_single: servers.Server) -> None:
-    prefix = unique("app")
+def _flask_cache(server: servers.Server, cache_type: str, prefix: str) -> tuple[Flask, Cache]:
+    """An app whose cache is ``cache_type`` on database 4 of ``server``, under ``prefix``."""
     app = _app()
     cache = Cache(app, config={
-        "CACHE_TYPE": "flask_stash.backends.redis.RedisCache",
-        "CACHE_REDIS_URL": f"redis://{HOST}:{redis_single.port}/4",
+        "CACHE_TYPE": cache_type,
+        "CACHE_REDIS_URL": f"redis://{HOST}:{server.port}/4",
         "CACHE_KEY_PREFIX": prefix,
     })  # fmt: skip
+    return app, cache
+
+
+def test_flask_cache_through_the_dotted_path(redis_single: servers.Server) -> None:
+    prefix = unique("app")
+    app, cache = _flask_cache(redis_single, "flask_stash.backends.redis.RedisCache", prefix)
     calls: list[int] = []
 
     @cache.memoize(60)
@@ -438,5 +444,23 @@ def test_cache_url_scheme_once_wired(redis_single: servers.Server) -> None:
             assert cache.set("wired", 1)
             assert cache.get("wired") == 1
             cache.delete("wired")
+        finally:
+            cache.cache.close()
+
+
+def test_keys_with_a_lone_surrogate_are_stored_distinctly(redis_single: servers.Server) -> None:
+    # A path decoded with surrogateescape can carry lone surrogates; UTF-8 cannot.
+    app, cache = _flask_cache(redis_single, "RedisCache", unique("sur"))
+    with app.app_context():
+        try:
+            assert cache.set("page/\udce9", "lone") is True
+            assert cache.set("page/\udce8", "other") is True
+            assert cache.set("page/é", "real") is True
+            assert cache.get("page/\udce9") == "lone"
+            assert cache.get("page/\udce8") == "other"
+            assert cache.get("page/é") == "real"
+            assert cache.delete("page/\udce9") is True
+            assert cache.get("page/\udce9") is None
+            assert cache.stats().get("errors", {}) == {}
         finally:
             cache.cache.close()

@@ -92,10 +92,19 @@ def test_keys_must_be_strings(store: Store) -> None:
         store.set(b"bytes", 1)  # type: ignore[arg-type]
 
 
-def test_unserializable_values_raise_and_store_nothing(store: Store) -> None:
-    with pytest.raises(SerializationError):
-        store.set("k", lambda: None)
+def test_unserializable_values_fail_open_and_store_nothing(store: Store) -> None:
+    assert store.set("k", lambda: None) is False
+    assert store.add("k", lambda: None) is False
+    assert store.set_many({"k": lambda: None, "ok": 1}) == ["ok"]
     assert store.get("k") is MISS
+    assert store.stats.get(ERROR, "set") == 1
+
+
+def test_unserializable_values_raise_when_not_failing_open() -> None:
+    strict = Store(MemoryBackend(), fail_open=False)
+    with pytest.raises(SerializationError):
+        strict.set("k", lambda: None)
+    assert strict.get("k") is MISS
 
 
 def test_corrupt_entries_are_counted_misses(store: Store) -> None:

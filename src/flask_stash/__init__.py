@@ -19,6 +19,8 @@ _LAZY = {
     "ConfigurationError": "flask_stash.core.errors",
     "BackendError": "flask_stash.core.errors",
     "MISS": "flask_stash.core.api",
+    "SUPPORTED_HASH_FUNCTIONS": "flask_stash.names",
+    "function_namespace": "flask_stash.names",
     "cache_view_hit": "flask_stash.signals",
     "cache_view_miss": "flask_stash.signals",
     "cache_memoize_hit": "flask_stash.signals",
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from flask_stash.core.errors import BackendError, ConfigurationError
     from flask_stash.extension import Cache
     from flask_stash.jinja import make_template_fragment_key
+    from flask_stash.names import SUPPORTED_HASH_FUNCTIONS, function_namespace
     from flask_stash.responses import CachedResponse
     from flask_stash.signals import (
         cache_memoize_hit,
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MISS",
+    "SUPPORTED_HASH_FUNCTIONS",
     "BackendError",
     "Cache",
     "CachedResponse",
@@ -48,6 +52,7 @@ __all__ = [
     "cache_memoize_miss",
     "cache_view_hit",
     "cache_view_miss",
+    "function_namespace",
     "make_template_fragment_key",
 ]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import hashlib
+import logging
 import math
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +65,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 SUCCESS_STATUSES = frozenset(range(200, 300))
+logger = logging.getLogger("flask_stash")
 
 
 class ConfigWarning(UserWarning):
@@ -122,7 +123,7 @@ def merge(
     merged = {k: v for k, v in app_config.items() if k.startswith("CACHE_")}
     merged.update(ctor_config or {})
     merged.update(init_config or {})
-    _warn_unknown(merged)
+    _log_unknown(merged)
     return {**DEFAULTS, **merged}
 
 
@@ -204,12 +205,14 @@ def _statuses(value: object) -> frozenset[int]:
     return statuses
 
 
-def _warn_unknown(merged: Mapping[str, Any]) -> None:
+def _log_unknown(merged: Mapping[str, Any]) -> None:
+    # Other extensions and apps use CACHE_* names of their own: a warning would fail apps
+    # that run with warnings as errors, so unknown names are logged at debug level only.
     for key in merged:
         if key.startswith("CACHE_") and key not in DEFAULTS:
             close = difflib.get_close_matches(key, DEFAULTS, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
-            warnings.warn(f"unknown setting {key} is ignored{hint}", ConfigWarning, stacklevel=4)
+            logger.debug("setting %s is not a Flask-Stash setting, ignored%s", key, hint)
 
 
 def _str(merged: Mapping[str, Any], key: str) -> str:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Flask, current_app, has_app_context
 
 from flask_stash import config as config_module
-from flask_stash import factory, memo, requestend, views
+from flask_stash import factory, memo, requestend, views, workers
 from flask_stash.core.stats import Stats
 from flask_stash.core.store import Store, Timeout
+from flask_stash.routed import redefined_methods
 from flask_stash.signing import check_signing
 from flask_stash.state import AppState
 
@@ -27,6 +28,15 @@ class Cache:
     given here, then ``config`` given to :meth:`init_app`; it is read and validated once
     per app. State lives in ``app.extensions``, so one ``Cache`` can serve several apps.
     """
+
+    #: The public methods (``get``, ``set``...) a subclass redefines; ``memoize`` and
+    #: ``delete_memoized``/``unlink`` then go through them, as in Flask-Caching
+    #: (see :mod:`flask_stash.routed`).
+    redefined: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.redefined = redefined_methods(cls, Cache)
 
     def __init__(
         self,
@@ -51,6 +61,7 @@ class Cache:
         _warn_like_flask_caching(settings)
         built = factory.build(app, settings)
         check_signing(app, settings, built.store)
+        _check_workers(built.store)
         app.extensions.setdefault("cache", {})[self] = built.backend_object
         app.extensions.setdefault(EXTENSION_KEY, {})[self] = AppState(
             settings, built.store, built.backend_object
@@ -152,7 +163,9 @@ class Cache:
     def unlink(self, *keys: str) -> list[str]:
         """Delete ``keys`` without blocking the server where it can (Redis ``UNLINK``)."""
         unlink = getattr(self.cache, "unlink", None)
-        return list(unlink(*keys)) if callable(unlink) else self.delete_many(*keys)
+        if "delete_many" in self.redefined or not callable(unlink):
+            return self.delete_many(*keys)  # Flask-Caching's unlink is delete_many
+        return list(unlink(*keys))
 
     def inc(self, key: str, delta: int = 1) -> int | None:
         result: int | None = self.cache.inc(key, delta=delta)
@@ -197,3 +210,10 @@ def _warn_like_flask_caching(settings: config_module.CacheConfig) -> None:
             config_module.ConfigWarning,
             stacklevel=3,
         )
+
+
+def _check_workers(store: Store) -> None:
+    """An in-process backend under several workers gets one warning (see workers.py)."""
+    name = workers.in_process_name(store.backend)
+    if name is not None:
+        workers.check_in_process_cache(name)

@@ -8,13 +8,15 @@ class or a Flask-Caching style factory, a class or factory object, and URLs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from flask_stash import backends as compat
 from flask_stash.backends.base import BaseCache
 from flask_stash.backends.cachelib import CachelibBackend
+from flask_stash.backends.serializer import is_serializer, user_serializer
 from flask_stash.config import CacheConfig
 from flask_stash.core.api import Backend
 from flask_stash.core.backends import parse_url
@@ -28,7 +30,7 @@ from flask_stash.core.serializers import (
 from flask_stash.core.store import Store
 from flask_stash.signing import app_secrets
 
-Factory = Callable[[Any, Mapping[str, Any], list[Any], dict[str, Any]], Any]
+Factory = Callable[[Any, dict[str, Any], list[Any], dict[str, Any]], Any]
 
 _CLASS_NAMES = {
     name: getattr(compat, name)
@@ -78,12 +80,12 @@ def build(app: Any, config: CacheConfig) -> BuiltCache:
         **config.options,
     }
     try:
-        made = factory(app, config.raw, args, kwargs)
+        made = factory(app, dict(config.raw), args, kwargs)  # a copy: factories may mutate it
     except TypeError as exc:
         raise ConfigurationError(f"cannot build the cache backend {config.type!r}: {exc}") from exc
     store = Store(
         _engine_backend(made),
-        serializer=serializer_for(config, app),
+        serializer=_declared_serializer(made, config, app) or serializer_for(config, app),
         key_prefix=config.key_prefix,
         default_timeout=config.default_timeout,
         fail_open=config.fail_open,
@@ -96,6 +98,15 @@ def build(app: Any, config: CacheConfig) -> BuiltCache:
     # is reached through the store too, so the direct API, the decorators and the Jinja
     # tag agree on keys and formats.
     return BuiltCache(store, ForeignCache(made, store, config))
+
+
+def _declared_serializer(made: Any, config: CacheConfig, app: Any) -> Serializer | None:
+    """A ``serializer`` a backend subclass declares (cachelib's attribute), unless
+    ``CACHE_SERIALIZER`` chooses one (which wins, as in Flask-Caching)."""
+    if config.serializer is not None or not isinstance(made, BaseCache):
+        return None
+    declared = made.custom_serializer()
+    return None if declared is None else user_serializer(declared, serializer_for(config, app))
 
 
 class ForeignCache(BaseCache):
@@ -127,7 +138,7 @@ def serializer_for(config: CacheConfig, app: Any) -> Serializer:
         return JsonSerializer(**keys)
     if isinstance(choice, type):
         choice = choice()
-    if callable(getattr(choice, "dumps", None)) and callable(getattr(choice, "loads", None)):
+    if is_serializer(choice):
         return CustomSerializer(choice, **keys)
     raise ConfigurationError(
         f"CACHE_SERIALIZER must be 'pickle', 'json' or a serializer object, not {choice!r}"
@@ -162,11 +173,19 @@ def _from_name(name: str) -> Factory:
     if name == "uwsgi" or name.endswith("UWSGICache"):
         raise ConfigurationError("the uWSGI cache backend is not supported; use SimpleCache")
     if "." not in name:
-        known = ", ".join(sorted(_CLASS_NAMES) + sorted(_ALIASES))
-        raise ConfigurationError(f"unknown CACHE_TYPE {name!r}; known names: {known}")
+        raise ConfigurationError(_unknown_type_message(name))
     if name.startswith("flask_caching.") and name.rsplit(".", 1)[1] in _CLASS_NAMES:
         return _CLASS_NAMES[name.rsplit(".", 1)[1]].factory  # type: ignore[no-any-return]
     return _from_object(_import(name), name)
+
+
+def _unknown_type_message(name: str) -> str:
+    """The error for an unknown ``CACHE_TYPE``, with the closest known name if any."""
+    known = sorted(_CLASS_NAMES) + sorted(_ALIASES)
+    by_lower = {candidate.lower(): candidate for candidate in known}
+    close = difflib.get_close_matches(name.lower(), by_lower, n=1, cutoff=0.6)
+    hint = f"did you mean {by_lower[close[0]]!r}? " if close else ""
+    return f"unknown CACHE_TYPE {name!r}; {hint}known names: {', '.join(known)}"
 
 
 def _from_object(target: Any, label: str) -> Factory:
@@ -182,9 +201,7 @@ def _from_object(target: Any, label: str) -> Factory:
 
 
 def _backend_class_factory(cls: type[Any]) -> Factory:
-    def factory(
-        app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
-    ) -> Any:
+    def factory(app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
         kwargs = dict(kwargs)
         kwargs.pop("ignore_delete_many_errors", None)
         try:

@@ -14,6 +14,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
+from flask_stash import protocols
 from flask_stash.calls import condition, join_generator, source_hash, staleness
 from flask_stash.config import normalize_timeout
 from flask_stash.core.engine import Lookup, find_counted
@@ -21,6 +22,7 @@ from flask_stash.core.guard import afill, aserve, fill, serve
 from flask_stash.core.keys import qualified_name
 from flask_stash.core.memoize import MemoizedFunction
 from flask_stash.protection import protection_for, protection_overrides
+from flask_stash.routed import routed_key, routed_wrapper
 from flask_stash.signals import cache_memoize_hit, cache_memoize_miss
 from flask_stash.state import AppState
 
@@ -114,16 +116,22 @@ class Memo:
             if entry is not None and self.is_stale and self.is_stale(entry.value, *args, **kwargs):
                 entry, version = None, _FORCED
         if state.config.enable_signals:
-            self._signal(spec, entry is not None, args, kwargs)
+            self.signal(spec, entry is not None, args, kwargs)
         if entry is not None:
             return entry, None, None
         return None, (key, vkeys, spec.name, spec), version
 
-    def _signal(
-        self, spec: MemoizedFunction, hit: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
+    def signal(
+        self,
+        spec: MemoizedFunction,
+        hit: bool,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        user_key: str | None = None,
     ) -> None:
+        """Send ``cache_memoize_hit``/``_miss`` with the key ``cache.get()`` takes."""
         signal = cache_memoize_hit if hit else cache_memoize_miss
-        user_key = spec.user_key(args, kwargs)  # the key cache.get() takes
+        user_key = user_key or spec.user_key(args, kwargs)
         signal.send(cache=self.cache, cache_key=user_key, f=self.fn, args=args, kwargs=kwargs)
 
     def compute(self, where: tuple[Any, ...] | None, run: Callable[[], Any], version: Any) -> Any:
@@ -181,7 +189,7 @@ def memoize(
     fail_safe: float | None = None,
     jitter: float | None = None,
     stampede: bool | None = None,
-) -> Callable[[Callable[P, R]], Callable[P, R]]:
+) -> Callable[[Callable[P, R]], protocols.MemoizedFunction[P, R]]:
     """Cache a function's result per argument set (Flask-Caching's ``memoize``).
 
     Ours, keyword-only (``None``: the app's setting): ``stale`` seconds of
@@ -198,13 +206,18 @@ def memoize(
         options["timeout"] = normalize_timeout(timeout)
     protection_overrides(options)  # bad values fail here, not at decoration or first call
 
-    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+    def decorate(fn: Callable[P, R]) -> protocols.MemoizedFunction[P, R]:
         if isinstance(fn, (classmethod, staticmethod)):
-            return type(fn)(decorate(fn.__func__))
+            return type(fn)(decorate(fn.__func__))  # type: ignore[return-value]
         if not callable(fn) or isinstance(fn, type):
             raise TypeError(f"memoize decorates functions and methods, not {fn!r}")
         memo = Memo(cache, fn, options)
-        wrapper = _async_wrapper(memo) if inspect.iscoroutinefunction(fn) else _wrapper(memo)
+        if cache.redefined:  # a Cache subclass's get/set/...: go through them
+            wrapper = routed_wrapper(memo)
+        elif inspect.iscoroutinefunction(fn):
+            wrapper = _async_wrapper(memo)
+        else:
+            wrapper = _wrapper(memo)
         functools.update_wrapper(wrapper, fn)
         memo.wrapper = wrapper
         wrapper.__stash_memo__ = memo  # type: ignore[attr-defined]
@@ -212,7 +225,7 @@ def memoize(
         wrapper.cache_timeout = options["timeout"]  # type: ignore[attr-defined]
         wrapper.make_cache_key = _key_maker(memo)  # type: ignore[attr-defined]
         wrapper.delete_memoized = lambda: delete_memoized(cache, wrapper)  # type: ignore[attr-defined]
-        return cast(Callable[P, R], wrapper)
+        return cast(protocols.MemoizedFunction[P, R], wrapper)
 
     return decorate
 
@@ -279,6 +292,8 @@ def _async_wrapper(memo: Memo) -> Callable[..., Any]:
 def _key_maker(memo: Memo) -> Callable[..., str]:
     def make_cache_key(f: Any, *args: Any, **kwargs: Any) -> str:
         """The key of one call, as ``cache.get``/``cache.delete`` take it."""
+        if memo.cache.redefined:
+            return routed_key(memo, args, kwargs)
         return memo.helper(memo.cache.state()).user_key(args, kwargs)
 
     return make_cache_key
@@ -303,9 +318,17 @@ def delete_memoized(cache: Cache, f: Any, *args: Any, **kwargs: Any) -> None:
     No arguments: every entry (through a bound method: every entry of that instance).
     With arguments: the entry of that one call; a bound method supplies its instance.
     """
+    if _is_cached_function(f):
+        _delete_cached_result(cache, f, args, kwargs)
+        return
     memo = _memo_of(cache, f)
     spec = memo.helper(cache.state())
     bound = getattr(f, "__self__", None)
+    if cache.redefined and (args or kwargs):  # through the subclass's delete()
+        if bound is not None and (not args or args[0] is not bound):
+            args = (bound, *args)
+        cache.delete(routed_key(memo, args, kwargs))
+        return
     if not (args or kwargs):
         if bound is not None and not isinstance(bound, type) and spec.per_instance:
             spec.invalidate_instance(bound)
@@ -315,6 +338,29 @@ def delete_memoized(cache: Cache, f: Any, *args: Any, **kwargs: Any) -> None:
     if bound is not None and (not args or args[0] is not bound):
         args = (bound, *args)
     spec.invalidate(*args, **kwargs)
+
+
+def _is_cached_function(f: Any) -> bool:
+    return callable(f) and hasattr(getattr(f, "__func__", f), "__stash_cached__")
+
+
+def _delete_cached_result(
+    cache: Cache, f: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """``delete_memoized`` on a ``@cached`` function, as Flask-Caching does it: delete the
+    key ``f.make_cache_key(f.uncached, *args, **kwargs)`` (``Setting.as_dict``, a cached
+    class method with ``key_prefix="settings"``, deletes ``"settings"``).
+
+    A bound method supplies its instance when the function takes ``self``. Without
+    arguments Flask-Caching renews a version stamp its ``@cached`` entries never read, so
+    nothing is deleted; here the entry of the call without arguments is deleted.
+    """
+    bound = getattr(f, "__self__", None)
+    if bound is not None and not isinstance(bound, type) and (not args or args[0] is not bound):
+        names = list(inspect.signature(f.uncached).parameters)
+        if names[:1] == ["self"]:
+            args = (bound, *args)
+    cache.delete(f.make_cache_key(f.uncached, *args, **kwargs))
 
 
 def delete_memoized_verhash(cache: Cache, f: Any, *args: Any) -> None:

@@ -26,6 +26,7 @@ from flask_stash.core.engine import Lookup, find, save
 from flask_stash.core.guard import fill
 from flask_stash.core.keys import qualified_name
 from flask_stash.protection import protection_for, protection_overrides
+from flask_stash.protocols import CachedFunction
 from flask_stash.signals import cache_view_hit, cache_view_miss
 from flask_stash.state import AppState
 
@@ -327,7 +328,7 @@ def cached(
     stale: float | None = None,
     fail_safe: float | None = None,
     jitter: float | None = None,
-) -> Callable[[Callable[P, R]], Callable[P, R]]:
+) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
     """Cache a view's response (or a function's result) under a request-path key.
 
     Flask-Caching's parameters keep their meaning. Ours (keyword-only; ``None`` means the
@@ -362,7 +363,7 @@ def cached(
         raise TypeError(f"key_prefix must be a string or a callable, not {key_prefix!r}")
     protection_overrides(options)  # bad values fail here
 
-    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+    def decorate(fn: Callable[P, R]) -> CachedFunction[P, R]:
         if not callable(fn) or isinstance(fn, type):
             raise TypeError(f"cached decorates view functions and functions, not {fn!r}")
         view = CachedView(cache, fn, options)
@@ -376,7 +377,7 @@ def cached(
         decorated.uncached = fn  # type: ignore[attr-defined]
         decorated.cache_timeout = options["timeout"]  # type: ignore[attr-defined]
         decorated.make_cache_key = view.make_key  # type: ignore[attr-defined]
-        return cast(Callable[P, R], decorated)
+        return cast(CachedFunction[P, R], decorated)
 
     return decorate
 

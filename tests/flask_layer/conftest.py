@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 
 from flask_stash import Cache
+from flask_stash.protocols import MemoizedFunction
 from flask_stash.testing import FakeClock
 
 
@@ -54,3 +55,15 @@ def ctx(cache_app: tuple[Flask, Cache]) -> Iterator[Cache]:
     app, cache = cache_app
     with app.app_context():
         yield cache
+
+
+def memoized_square(cache: Cache, **options: Any) -> tuple[MemoizedFunction[[int], int], list[int]]:
+    """``square`` memoized by ``cache``, and the list of arguments it actually ran with."""
+    calls: list[int] = []
+
+    @cache.memoize(**options)
+    def square(x: int) -> int:
+        calls.append(x)
+        return x * x
+
+    return square, calls

@@ -4,54 +4,88 @@
 code written against Flask-Caching's backend objects (``cache.cache.inc(...)``, custom
 subclasses with a ``factory`` classmethod) keeps working. Values go through the store, so
 they get the store's serializer, key prefix, statistics and fail-open policy.
+
+A subclass that implements cachelib's basic methods itself (``get``, ``set``, ``delete``,
+``has``: the documented pattern for a custom backend) gets the other methods derived from
+them, as cachelib's ``BaseCache`` does, instead of the store's.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from flask_stash.backends.serializer import is_serializer, user_serializer
 from flask_stash.core.api import MISS, Backend
+from flask_stash.core.backends.null import NullBackend
+from flask_stash.core.errors import BackendError
+from flask_stash.core.serializers import CustomSerializer
 from flask_stash.core.store import Store
+
+#: cachelib's basic methods, from which the others can be derived.
+BASIC_METHODS = ("get", "set", "add", "delete", "has")
+
+
+def to_seconds(timeout: float | dt.timedelta) -> float:
+    """A ``timedelta`` as whole seconds, rounded up (cachelib 0.17); a number as is."""
+    return math.ceil(timeout.total_seconds()) if isinstance(timeout, dt.timedelta) else timeout
 
 
 class BaseCache:
     """cachelib's ``BaseCache`` methods, names, arguments and return values.
 
     ``get`` returns ``None`` for a miss, as cachelib does; use :meth:`has` or the store
-    (``self.store``, where a miss is ``MISS``) to tell a cached ``None`` apart.
+    (``self.store``, where a miss is ``MISS``) to tell a cached ``None`` apart. Keys that
+    are not strings (an ``int``) are used as ``str(key)``, as cachelib's backends do.
+    Setting ``serializer`` (an object with ``dumps``/``loads``, on the instance or as a
+    class attribute) makes the store use it.
     """
 
-    #: Arguments Flask-Caching passes through ``CACHE_OPTIONS``/``CACHE_ARGS``.
     default_timeout: float
     store: Store
     _value_api: ClassVar[tuple[str, ...]] = (
         "get", "set", "add", "delete", "get_many", "set_many", "delete_many", "has",
         "clear", "inc", "dec", "get_dict",
     )  # fmt: skip
+    #: The basic methods this class's user-written code redefines (see the module doc).
+    _own_basics: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._own_basics = frozenset(
+            name
+            for name in BASIC_METHODS
+            for klass in cls.__mro__
+            if name in klass.__dict__
+            and klass is not BaseCache
+            and not klass.__module__.startswith("flask_stash.")
+        )
 
     def __init__(
         self,
-        default_timeout: float = 300,
+        default_timeout: float | dt.timedelta = 300,
         ignore_delete_many_errors: bool = False,
         *,
         store: Store | None = None,
     ) -> None:
-        self.default_timeout = default_timeout
+        self.default_timeout = to_seconds(default_timeout)
         self.ignore_delete_many_errors = ignore_delete_many_errors
         if store is not None:
             self.store = store
         elif not hasattr(self, "store"):
-            self.store = Store(self._make_backend(), default_timeout=default_timeout)
+            self.store = Store(self._make_backend(), default_timeout=self.default_timeout)
+        custom = self.custom_serializer()
+        if custom is not None:
+            self.store.serializer = user_serializer(custom, self.store.serializer)
 
     def _make_backend(self) -> Backend:
-        from flask_stash.core.backends.null import NullBackend
-
         return NullBackend()
 
     @classmethod
     def factory(
-        cls, app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseCache:
         """Flask-Caching's construction hook: build from the app's merged config."""
         return cls(*args, **kwargs)
@@ -65,54 +99,113 @@ class BaseCache:
             if not cls.__module__.startswith("flask_stash.")
         )
 
+    # -- the serializer attribute ---------------------------------------------------------
+
+    def custom_serializer(self) -> Any:
+        """The ``serializer`` a subclass declares as a class attribute, if any."""
+        declared = getattr(type(self), "serializer", None)
+        return declared if is_serializer(declared) else None
+
+    @property
+    def serializer(self) -> Any:
+        """The serializer values are stored with (assigning one makes the store use it)."""
+        current = self.store.serializer
+        return current.inner if isinstance(current, CustomSerializer) else current
+
+    @serializer.setter
+    def serializer(self, value: Any) -> None:
+        if not is_serializer(value):
+            raise TypeError(f"a serializer has dumps() and loads(), {value!r} has not")
+        self.store.serializer = user_serializer(value, self.store.serializer)
+
     # -- cachelib's API ---------------------------------------------------------------
 
     def get(self, key: str) -> Any:
-        value = self.store.get(key)
+        try:  # the hot path of cache.get: no key check unless the store refuses the key
+            value = self.store.get(key)
+        except TypeError:
+            if type(key) is str:
+                raise
+            value = self.store.get(str(key))
         return None if value is MISS else value
 
     def has(self, key: str) -> bool:
-        return self.store.has(key)
+        if "get" in self._own_basics:
+            return self.get(key) is not None
+        return self.store.has(str(key))
 
-    def set(self, key: str, value: Any, timeout: float | None = None) -> bool:
+    def set(self, key: str, value: Any, timeout: float | dt.timedelta | None = None) -> bool:
+        if type(key) is not str:
+            key = str(key)
         return self.store.set(key, value, timeout)
 
-    def add(self, key: str, value: Any, timeout: float | None = None) -> bool:
-        return self.store.add(key, value, timeout)
+    def add(self, key: str, value: Any, timeout: float | dt.timedelta | None = None) -> bool:
+        if "set" in self._own_basics:  # not atomic, as cachelib's derived add
+            return False if self.has(key) else bool(self.set(key, value, timeout))
+        return self.store.add(str(key), value, timeout)
 
     def delete(self, key: str) -> bool:
-        return self.store.delete(key)
+        if isinstance(self.store.backend, NullBackend):
+            return True  # cachelib's BaseCache and NullCache: "deleted"
+        return self.store.delete(str(key))
 
     def get_many(self, *keys: str) -> list[Any]:
-        return [None if v is MISS else v for v in self.store.get_many(keys)]
+        if "get" in self._own_basics:
+            return [self.get(key) for key in keys]
+        values = self.store.get_many([str(key) for key in keys])
+        return [None if value is MISS else value for value in values]
 
     def get_dict(self, *keys: str) -> dict[str, Any]:
         return dict(zip(keys, self.get_many(*keys), strict=True))
 
-    def set_many(self, mapping: Mapping[str, Any], timeout: float | None = None) -> list[Any]:
-        return self.store.set_many(mapping, timeout)
+    def set_many(
+        self, mapping: Mapping[str, Any], timeout: float | dt.timedelta | None = None
+    ) -> list[Any]:
+        if "set" in self._own_basics:
+            return [key for key, value in mapping.items() if self.set(key, value, timeout)]
+        stored = self.store.set_many({str(k): v for k, v in mapping.items()}, timeout)
+        return [key for key in mapping if str(key) in stored]
 
     def delete_many(self, *keys: str) -> list[Any]:
-        """Delete ``keys`` (two round trips whatever their number); returns those now gone.
+        """Delete ``keys``; returns those now gone.
 
         Like cachelib, raises ``RuntimeError`` for keys still present afterwards unless
         ``ignore_delete_many_errors`` is set.
         """
-        self.store.delete_many(keys)
-        remaining = self.store.get_many(keys)
-        failed = [key for key, value in zip(keys, remaining, strict=True) if value is not MISS]
+        if "delete" in self._own_basics:
+            gone = [key for key in keys if self.delete(key) or not self.has(key)]
+        else:  # two round trips whatever the number of keys
+            names = [str(key) for key in keys]
+            self.store.delete_many(names)
+            remaining = self.store.get_many(names)
+            gone = [k for k, left in zip(keys, remaining, strict=True) if left is MISS]
+        failed = [key for key in keys if key not in gone]
         if failed and not self.ignore_delete_many_errors:
             raise RuntimeError(f"Failed to delete keys: {failed}")
-        return [key for key in keys if key not in failed]
+        return gone
 
     def clear(self) -> bool:
         return self.store.clear()
 
     def inc(self, key: str, delta: int = 1) -> int | None:
-        return self.store.incr(key, delta)
+        if "get" in self._own_basics or "set" in self._own_basics:
+            value = (self.get(key) or 0) + delta
+            return value if self.set(key, value) else None
+        return self.store.incr(str(key), delta)
 
     def dec(self, key: str, delta: int = 1) -> int | None:
-        return self.store.incr(key, -delta)
+        return self.inc(key, -delta)
 
     def close(self) -> None:
         self.store.close()
+
+    # -- construction helpers -------------------------------------------------------------
+
+    def _verify_connection(self) -> None:
+        """cachelib's ``check_connection=True``: reach the server now, or raise."""
+        try:
+            self.store.backend.get("flask-stash:connection-check")
+        except BackendError as exc:
+            raise RuntimeError(
+                f"could not connect to the {type(self).__name__} server: {exc}"
+            ) from exc

@@ -7,10 +7,10 @@ is built, so importing :mod:`flask_stash` does not import pymemcache.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from flask_stash.backends.base import BaseCache
+from flask_stash.backends.base import BaseCache, to_seconds
 from flask_stash.core.store import Store
 
 if TYPE_CHECKING:
@@ -29,22 +29,27 @@ class MemcachedCache(BaseCache):
     ``connect_timeout``, ``timeout``, ``retry_attempts``, ``retry_timeout``,
     ``dead_timeout``, ``max_value_size``. ``pool_size`` and ``pool_blocking`` are accepted
     for compatibility and ignored: pymemcache's pool opens one connection per thread
-    that needs one.
+    that needs one. ``check_connection=True`` reaches the servers now and raises
+    ``RuntimeError`` if none answers (cachelib's argument).
     """
 
     def __init__(
         self,
         servers: Any = None,
-        default_timeout: float = 300,
+        default_timeout: float | dt.timedelta = 300,
         key_prefix: str | None = None,
         pool_size: int = 1,
         pool_blocking: bool = True,
         ignore_delete_many_errors: bool = False,
+        check_connection: bool = False,
         **options: Any,
     ) -> None:
+        default_timeout = to_seconds(default_timeout)
         self._backend = self._connect(servers, pool_size, pool_blocking, options)
         store = Store(self._backend, key_prefix=key_prefix or "", default_timeout=default_timeout)
         super().__init__(default_timeout, ignore_delete_many_errors, store=store)
+        if check_connection:
+            self._verify_connection()
 
     def _connect(
         self, servers: Any, pool_size: int, pool_blocking: bool, options: dict[str, Any]
@@ -58,7 +63,7 @@ class MemcachedCache(BaseCache):
 
     @classmethod
     def factory(
-        cls, app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseCache:
         """Build from ``CACHE_MEMCACHED_SERVERS`` (or the ``CACHE_URL`` the app factory
         passes as ``url``), ``CACHE_KEY_PREFIX`` and ``CACHE_OPTIONS``."""
@@ -85,7 +90,7 @@ class SASLMemcachedCache(MemcachedCache):
     def __init__(
         self,
         servers: Any = None,
-        default_timeout: float = 300,
+        default_timeout: float | dt.timedelta = 300,
         key_prefix: str | None = None,
         username: str | None = None,
         password: str | None = None,
@@ -122,7 +127,7 @@ class SASLMemcachedCache(MemcachedCache):
 
     @classmethod
     def factory(
-        cls, app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseCache:
         kwargs = {
             "username": config.get("CACHE_MEMCACHED_USERNAME"),

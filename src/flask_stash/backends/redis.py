@@ -7,16 +7,21 @@ fail-open. redis-py is imported when one of these classes is built, not before.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from flask_stash.backends.base import BaseCache
+from flask_stash.backends.base import BaseCache, to_seconds
 from flask_stash.core.api import Backend
+from flask_stash.core.backends.prefixed import CallablePrefixBackend
 from flask_stash.core.errors import BackendError
 from flask_stash.core.store import Store
 
 if TYPE_CHECKING:
     from flask_stash.core.backends.redis import RedisCommands
+
+#: cachelib's ``key_prefix``: a string, or a function called for every operation.
+KeyPrefix = str | Callable[[], str] | None
 
 
 class _RedisFamily(BaseCache):
@@ -29,18 +34,27 @@ class _RedisFamily(BaseCache):
     def _setup(
         self,
         backend: RedisCommands[Any],
-        key_prefix: str | None,
-        default_timeout: float,
+        key_prefix: KeyPrefix,
+        default_timeout: float | dt.timedelta,
         ignore_errors: bool,
+        check_connection: bool = False,
     ) -> None:
+        default_timeout = to_seconds(default_timeout)
         self._backend = backend
         self.key_prefix = key_prefix or ""
-        # The store prefixes keys; the backend's namespace (the same prefix) bounds clear().
-        self.store = Store(backend, key_prefix=self.key_prefix, default_timeout=default_timeout)
+        if callable(key_prefix):  # cachelib's per-call prefix (a tenant, say)
+            prefixed = CallablePrefixBackend(backend, key_prefix)
+            self.store = Store(prefixed, default_timeout=default_timeout)
+        else:
+            # The store prefixes keys; the backend's namespace (the same prefix) bounds clear().
+            prefix = key_prefix or ""
+            self.store = Store(backend, key_prefix=prefix, default_timeout=default_timeout)
         BaseCache.__init__(self, default_timeout, ignore_errors)
+        if check_connection:  # cachelib's argument: fail now if the server cannot be reached
+            self._verify_connection()
 
     def _make_backend(self) -> Backend:
-        return self._backend
+        return self.store.backend
 
     @property
     def _write_client(self) -> Any:
@@ -88,23 +102,26 @@ class RedisCache(_RedisFamily):
         port: int = 6379,
         password: str | None = None,
         db: int = 0,
-        default_timeout: float = 300,
-        key_prefix: str | None = None,
+        default_timeout: float | dt.timedelta = 300,
+        key_prefix: KeyPrefix = None,
         ignore_delete_many_errors: bool = False,
+        check_connection: bool = False,
         **kwargs: Any,
     ) -> None:
         from flask_stash.core.backends.redis import RedisBackend
 
         url = kwargs.pop("url", None)
-        namespace = key_prefix or ""
+        namespace = _namespace(key_prefix)
         backend = RedisBackend(
             url, host=host, port=port, db=db, password=password, namespace=namespace, **kwargs
         )
-        self._setup(backend, key_prefix, default_timeout, ignore_delete_many_errors)
+        self._setup(
+            backend, key_prefix, default_timeout, ignore_delete_many_errors, check_connection
+        )
 
     @classmethod
     def factory(
-        cls, app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseCache:
         """Flask-Caching's keys: ``CACHE_REDIS_HOST``/``PORT``/``PASSWORD``/``DB``/``URL``."""
         settings = {
@@ -136,9 +153,10 @@ class RedisSentinelCache(_RedisFamily):
         master: str = "mymaster",
         password: str | None = None,
         db: int = 0,
-        default_timeout: float = 300,
-        key_prefix: str = "",
+        default_timeout: float | dt.timedelta = 300,
+        key_prefix: KeyPrefix = "",
         ignore_delete_many_errors: bool = False,
+        check_connection: bool = False,
         **kwargs: Any,
     ) -> None:
         from flask_stash.core.backends.redis_sentinel import RedisSentinelBackend
@@ -152,15 +170,17 @@ class RedisSentinelCache(_RedisFamily):
             password=password,
             sentinel_password=watchers.pop("password", None),
             db=db,
-            namespace=key_prefix or "",
+            namespace=_namespace(key_prefix),
             sentinel_options=watchers,
             **kwargs,
         )
-        self._setup(backend, key_prefix, default_timeout, ignore_delete_many_errors)
+        self._setup(
+            backend, key_prefix, default_timeout, ignore_delete_many_errors, check_connection
+        )
 
     @classmethod
     def factory(
-        cls, app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseCache:
         """``CACHE_REDIS_SENTINELS``, ``..._SENTINEL_MASTER``, ``..._SENTINEL_PASSWORD``..."""
         settings = {
@@ -188,9 +208,10 @@ class RedisClusterCache(_RedisFamily):
         self,
         cluster: Any = "",
         password: str = "",
-        default_timeout: float = 300,
-        key_prefix: str = "",
+        default_timeout: float | dt.timedelta = 300,
+        key_prefix: KeyPrefix = "",
         ignore_delete_many_errors: bool = False,
+        check_connection: bool = False,
         **kwargs: Any,
     ) -> None:
         from flask_stash.core.backends.redis_cluster import RedisClusterBackend
@@ -202,14 +223,16 @@ class RedisClusterCache(_RedisFamily):
             url,
             startup_nodes=cluster or None,
             password=password or None,
-            namespace=key_prefix or "",
+            namespace=_namespace(key_prefix),
             **kwargs,
         )
-        self._setup(backend, key_prefix, default_timeout, ignore_delete_many_errors)
+        self._setup(
+            backend, key_prefix, default_timeout, ignore_delete_many_errors, check_connection
+        )
 
     @classmethod
     def factory(
-        cls, app: Any, config: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]
+        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseCache:
         """``CACHE_REDIS_CLUSTER`` (``"h1:p1,h2:p2"``), ``CACHE_REDIS_PASSWORD``, ``..._URL``."""
         settings = {
@@ -240,6 +263,12 @@ def _merged(
     if merged.get("url") is None:
         merged.pop("url", None)
     return merged
+
+
+def _namespace(key_prefix: KeyPrefix) -> str:
+    """The backend's namespace: the prefix, or none when a function computes it per call
+    (the prefixing wrapper then bounds ``clear()`` to the current prefix)."""
+    return key_prefix if isinstance(key_prefix, str) else ""
 
 
 def _url_with_scheme(url: object, kind: str) -> str | None:

@@ -55,8 +55,11 @@ class Entry(NamedTuple):
     @classmethod
     def load(cls, data: object) -> Entry:
         """The entry a serializer decoded; the format marker already vouched for the layout."""
-        if type(data) is list:  # formats without tuples
+        if type(data) is list:  # formats without tuples (a user's JSON serializer)
             data = tuple(data)
+            if len(data) == len(cls._fields) and type(data[5]) is list:  # the tags
+                tags = tuple(tuple(tag) if type(tag) is list else tag for tag in data[5])
+                data = (*data[:5], tags, *data[6:])
         if type(data) is not tuple or len(data) != len(cls._fields):
             raise UndecodableEntry("not an entry of this layout")
         return tuple.__new__(cls, data)

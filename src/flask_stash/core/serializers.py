@@ -70,6 +70,8 @@ class _Format:
         fallbacks = tuple(fallback_keys)
         if fallbacks and signing_key is None:
             raise ConfigurationError("fallback_keys need a signing_key")
+        #: The secrets this format signs with, to build another format on the same keys.
+        self.secrets: tuple[Secret | None, tuple[Secret, ...]] = (signing_key, fallbacks)
         self.signer = (
             None if signing_key is None else Signer.from_secrets(signing_key, fallbacks, self.label)
         )
@@ -193,7 +195,12 @@ class CustomSerializer(_Format):
         self.name = type(inner).__name__
 
     def encode(self, obj: object) -> bytes:
-        data = self.inner.dumps(obj)
+        try:
+            data = self.inner.dumps(obj)
+        except Exception as exc:  # a user serializer refuses values in its own way
+            raise SerializationError(f"{self.name} cannot serialize {type(obj).__name__}") from exc
+        if data is None:  # cachelib's serializers return None when pickling fails
+            raise SerializationError(f"{self.name} cannot serialize {type(obj).__name__}")
         return data.encode() if isinstance(data, str) else bytes(data)
 
     def decode(self, payload: bytes | memoryview) -> object:

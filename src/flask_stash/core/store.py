@@ -17,7 +17,12 @@ from concurrent.futures import Executor
 
 from flask_stash.core.api import MISS, TTL, Backend, Miss, SupportsIncrement
 from flask_stash.core.entry import Entry, is_immutable, is_well_formed
-from flask_stash.core.errors import BackendError, SignatureMismatch, UndecodableEntry
+from flask_stash.core.errors import (
+    BackendError,
+    SerializationError,
+    SignatureMismatch,
+    UndecodableEntry,
+)
 from flask_stash.core.flight import AsyncSingleFlight, SingleFlight
 from flask_stash.core.keys import HashMethod, hash_text
 from flask_stash.core.policy import ErrorPolicy
@@ -87,6 +92,10 @@ class Store:
         if type(key) is not str:
             raise TypeError(f"cache keys are str, not {type(key).__name__}")
         full = self.key_prefix + key
+        if not full.isascii() and not _encodable(full):
+            # A lone surrogate (from a decoded path, say) cannot go over a UTF-8 protocol:
+            # its digest can, and stays distinct from every other key's.
+            return f"{self.key_prefix}#{hash_text(key, self.hash_method)}"
         if self._max_key is None or _length(full) <= self._max_key:
             return full
         hashed = f"{self.key_prefix}#{hash_text(key, self.hash_method)}"
@@ -301,11 +310,21 @@ class Store:
         return [e.value if e is not MISS and e.is_fresh(now) else MISS for e in entries]
 
     def set(self, key: str, value: object, timeout: Timeout = None) -> bool:
-        return self.write(key, value, timeout)
+        """Store ``value``; ``False`` if the backend failed or the value cannot be
+        serialized (counted and logged; raised when not failing open)."""
+        try:
+            return self.write(key, value, timeout)
+        except SerializationError as exc:
+            self.policy.handle(exc, "set")
+            return False
 
     def add(self, key: str, value: object, timeout: Timeout = None) -> bool:
         """Store only if absent (atomically where the backend can); ``True`` if stored."""
-        blob, ttl = self._encode(value, timeout, 0, None, ())
+        try:
+            blob, ttl = self._encode(value, timeout, 0, None, ())
+        except SerializationError as exc:
+            self.policy.handle(exc, "add")
+            return False
         try:
             return self.backend.add(self.backend_key(key), blob, ttl)
         except BackendError as exc:
@@ -315,16 +334,21 @@ class Store:
     def set_many(self, mapping: Mapping[str, object], timeout: Timeout = None) -> list[str]:
         """Store every item; returns the keys that were stored (all, or none on error)."""
         ttl = self.ttl_for(timeout)
-        blobs = {
-            self.backend_key(k): self._encode(v, timeout, 0, None, ())[0]
-            for k, v in mapping.items()
-        }
+        blobs: dict[str, bytes] = {}
+        stored: list[str] = []
+        for key, value in mapping.items():
+            try:  # an unstorable value is skipped; the others are still stored
+                blobs[self.backend_key(key)] = self._encode(value, timeout, 0, None, ())[0]
+            except SerializationError as exc:
+                self.policy.handle(exc, "set_many")
+                continue
+            stored.append(key)
         try:
             self.backend.set_many(blobs, ttl)
         except BackendError as exc:
             self.policy.handle(exc, "set_many")
             return []
-        return list(mapping)
+        return stored
 
     def delete(self, key: str) -> bool:
         return self.backend_delete(self.backend_key(key))
@@ -402,6 +426,14 @@ def _joined_stamps(blobs: Sequence[bytes | Miss]) -> bytes | None:
     if any(stamp is MISS for stamp in stamps):
         return None
     return b"|".join(stamps)  # type: ignore[arg-type]
+
+
+def _encodable(key: str) -> bool:
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _length(key: str) -> int:

@@ -15,6 +15,7 @@ import math
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, Literal
@@ -132,10 +133,23 @@ class MemcachedBackend(BaseBackend):
         options["connect_timeout"] = _seconds("connect_timeout", connect_timeout)
         options["timeout"] = _seconds("timeout", timeout)
         require("pymemcache", extra="memcached")
+        # A cache dropped without close() must not leave its sockets open until exit.
         if len(nodes) == 1:
             self._client = PooledClient(nodes[0], **options)
-            return
-        self._client = _HashClient(
+        else:
+            retries = (retry_attempts, retry_timeout, dead_timeout)
+            self._client = self._hash_client(nodes, options, *retries)
+        weakref.finalize(self, _close_client, self._client)
+
+    @staticmethod
+    def _hash_client(
+        nodes: list[Any],
+        options: dict[str, Any],
+        retry_attempts: int,
+        retry_timeout: float,
+        dead_timeout: float,
+    ) -> Any:
+        return _HashClient(
             nodes,
             use_pooling=True,
             ignore_exc=False,  # errors must surface, to be counted and logged
@@ -210,8 +224,7 @@ class MemcachedBackend(BaseBackend):
 
     def close(self) -> None:
         """Close every pooled connection; the next call reconnects."""
-        for node in self._nodes():
-            node.close()
+        _close_client(self._client)
 
     # -- the increment and lock capabilities -----------------------------------------------
 
@@ -293,8 +306,17 @@ class MemcachedBackend(BaseBackend):
         return None
 
     def _nodes(self) -> list[Any]:
-        clients = getattr(self._client, "clients", None)  # HashClient: one per server
-        return list(clients.values()) if isinstance(clients, dict) else [self._client]
+        return _nodes_of(self._client)
+
+
+def _nodes_of(client: Any) -> list[Any]:
+    clients = getattr(client, "clients", None)  # HashClient: one per server
+    return list(clients.values()) if isinstance(clients, dict) else [client]
+
+
+def _close_client(client: Any) -> None:
+    for node in _nodes_of(client):
+        node.close()
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -24,7 +25,8 @@ class MemoryBackend(BaseBackend):
 
     Bounded by ``threshold`` entries (Flask-Caching's ``SimpleCache`` argument; ``0`` means
     no count limit) and by ``max_bytes`` (keys + values + a fixed overhead per entry).
-    When a write would exceed a bound, the least recently used entries are evicted.
+    When a write would exceed a bound, expired entries are dropped first, then the least
+    recently used live ones.
     Expired entries are never served. ``get`` and ``set`` are O(1). Time comes from
     ``clock`` (seconds, ``time.time`` by default) so tests can move it.
 
@@ -55,6 +57,8 @@ class MemoryBackend(BaseBackend):
         # key -> (value, expires_at or None, accounted size); order = recency of use.
         self._data: OrderedDict[str, tuple[bytes, float | None, int]] = OrderedDict()
         self._bytes = 0
+        #: No entry expires before this time (a lower bound; see ``_purge_expired``).
+        self._next_expiry = math.inf
 
     def __len__(self) -> int:
         return len(self._data)
@@ -165,15 +169,35 @@ class MemoryBackend(BaseBackend):
         self._discard(key)
         self._data[key] = (value, expires, size)
         self._bytes += size
+        if expires is not None and expires < self._next_expiry:
+            self._next_expiry = expires
         self._evict()
 
     def _evict(self) -> None:
         data = self._data
+        if self._over_bound() and self._next_expiry <= self.clock():
+            self._purge_expired()
         while (self.threshold and len(data) > self.threshold) or (
             self.max_bytes is not None and self._bytes > self.max_bytes
         ):
             _, (_, _, size) = data.popitem(last=False)
             self._bytes -= size
+
+    def _over_bound(self) -> bool:
+        return bool(self.threshold and len(self._data) > self.threshold) or (
+            self.max_bytes is not None and self._bytes > self.max_bytes
+        )
+
+    def _purge_expired(self) -> None:
+        # Expired entries go before live ones are evicted (as cachelib does). The scan is
+        # O(n), so it runs only once something is known to have expired: ``_next_expiry``
+        # is a lower bound of every expiry held.
+        now = self.clock()
+        expired = [k for k, (_, exp, _) in self._data.items() if exp is not None and exp <= now]
+        for key in expired:
+            self._discard(key)
+        expiries = [exp for _, exp, _ in self._data.values() if exp is not None]
+        self._next_expiry = min(expiries, default=math.inf)
 
     def _discard(self, key: str) -> bool:
         item = self._data.pop(key, None)

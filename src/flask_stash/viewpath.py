@@ -28,14 +28,8 @@ from flask_stash.calls import join_generator
 from flask_stash.core.api import MISS, SupportsLock
 from flask_stash.core.engine import Counter, Lookup, find_counted, save
 from flask_stash.core.entry import Entry
-from flask_stash.core.guard import (
-    REFRESH_ERROR,
-    STALE,
-    BackendLock,
-    Protection,
-    executor_for,
-    take_turn,
-)
+from flask_stash.core.guard import REFRESH_ERROR, STALE, Protection, executor_for
+from flask_stash.core.locking import BackendLock, take_turn
 from flask_stash.core.stats import HIT, MISS_EVENT, UNDECODABLE
 from flask_stash.protection import protection_for
 from flask_stash.signals import cache_view_hit, cache_view_miss

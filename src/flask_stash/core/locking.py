@@ -1,0 +1,167 @@
+"""Computing a key in one process at a time: the backend lock behind stampede protection.
+
+On backends with the lock capability, one process computes a missing entry while the
+others poll for it, a bounded time, then compute themselves rather than hang; a lock's
+lease expires if its holder dies. Without the capability, single-flight in each process
+is all there is. Lock failures fail open: computing without the lock beats waiting for
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from flask_stash.core.api import SupportsLock
+from flask_stash.core.engine import Lookup
+from flask_stash.core.errors import BackendError
+from flask_stash.core.store import Store
+
+if TYPE_CHECKING:
+    from flask_stash.core.guard import Protection
+
+R = TypeVar("R")
+LOCK_WAIT = "lock_waits"
+
+
+def nothing_found() -> tuple[bool, Any]:
+    return False, None
+
+
+def once_across_processes(
+    store: Store,
+    where: Lookup,
+    protect: Protection,
+    found: Callable[[], tuple[bool, Any]],
+    compute: Callable[[], R],
+    check_first: bool = True,
+) -> R:
+    """Run ``compute`` in one process at a time, where the backend can lock (see
+    :func:`take_turn`); the lock is released as soon as ``compute`` returns."""
+    turn = take_turn(store, where, protect, found, check_first)
+    if turn.found:
+        return cast(R, turn.value)
+    try:
+        return compute()
+    finally:
+        turn.release()
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The outcome of :func:`take_turn`: another process's result (``found``), or the
+    turn to compute, to be ended with ``release`` (a no-op when no lock is held)."""
+
+    found: bool
+    value: Any = None
+    release: Callable[[], None] = lambda: None
+
+
+def take_turn(
+    store: Store,
+    where: Lookup,
+    protect: Protection,
+    found: Callable[[], tuple[bool, Any]],
+    check_first: bool = True,
+) -> Turn:
+    """Wait for the turn to compute ``where`` across processes, where the backend can lock.
+
+    ``found()`` says whether another process already produced the result (and returns
+    what to give the caller then). Without the lock capability, single-flight already
+    made this the only caller in the process: ``found`` is checked once, since a caller
+    may have read its miss just before the previous leader stored. With it: take the
+    lock (checking ``found`` first: it may have been stored meanwhile), or poll ``found``
+    while another process holds it, a bounded time, then compute rather than hang; a
+    lease that expires (a dead holder) is taken over. The caller may hold the turn past
+    its own return (a view's response is stored when the request ends) and release later.
+    """
+    if not isinstance(store.backend, SupportsLock):
+        ok, value = found() if check_first else (False, None)
+        return Turn(ok, value)
+    lock = BackendLock(store, where.key + ":lock", protect)  # same hash tag: same cluster slot
+    if lock.acquire():
+        return lock.turn(found if check_first else nothing_found)
+    store.stats.incr(LOCK_WAIT, where.scope)
+    for delay in _polls(store, protect):
+        store.sleep(delay)
+        ok, value = found()
+        if ok:
+            return Turn(True, value)
+        if lock.acquire():  # the holder finished without storing, or died
+            return lock.turn(found)
+    return Turn(False)
+
+
+async def aonce_across_processes(
+    store: Store,
+    where: Lookup,
+    protect: Protection,
+    found: Callable[[], tuple[bool, Any]],
+    compute: Callable[[], Awaitable[R]],
+) -> R:
+    """:func:`once_across_processes` for coroutines: waiting yields to the event loop."""
+    if not isinstance(store.backend, SupportsLock):
+        ok, value = found()
+        return cast(R, value) if ok else await compute()
+    lock = BackendLock(store, where.key + ":lock", protect)
+    if not lock.acquire():
+        store.stats.incr(LOCK_WAIT, where.scope)
+        for delay in _polls(store, protect):
+            await asyncio.sleep(delay)
+            ok, value = found()
+            if ok:
+                return cast(R, value)
+            if lock.acquire():
+                break
+        else:
+            return await compute()
+    try:
+        ok, value = found()
+        return cast(R, value) if ok else await compute()
+    finally:
+        lock.release()
+
+
+def _polls(store: Store, protect: Protection) -> Iterator[float]:
+    """Delays between looks at another process's work: doubling, bounded in total."""
+    deadline = store.monotonic() + protect.lock_wait
+    delay = 0.005
+    while store.monotonic() < deadline:
+        yield delay
+        delay = min(delay * 2, 0.1)
+
+
+class BackendLock:
+    """A backend lock with an owner token; backend failures fail open."""
+
+    def __init__(self, store: Store, name: str, protect: Protection) -> None:
+        self.store, self.name, self.lease = store, name, protect.lock_lease
+        self.token = uuid.uuid4().hex
+
+    def acquire(self) -> bool:
+        try:
+            return bool(self.store.backend.acquire_lock(self.name, self.token, self.lease))  # type: ignore[attr-defined]
+        except BackendError as exc:
+            self.store.policy.handle(exc, "lock")
+            return True  # compute without the lock rather than wait for nothing
+
+    def release(self) -> None:
+        try:
+            self.store.backend.release_lock(self.name, self.token)  # type: ignore[attr-defined]
+        except BackendError as exc:
+            self.store.policy.handle(exc, "unlock")  # the lease expires on its own
+
+    def turn(self, found: Callable[[], tuple[bool, Any]]) -> Turn:
+        """While holding the lock: another's result if ``found``, else the turn to compute."""
+        try:
+            ok, value = found()
+        except BaseException:
+            self.release()
+            raise
+        if ok:
+            self.release()
+            return Turn(True, value)
+        return Turn(False, None, self.release)

@@ -60,6 +60,17 @@ def scenario(app_module: ModuleType) -> list[Any]:
         seen.append(client.get("/posts/3").get_json())
         seen.append(loads.count("posts:3"))
 
+        search = app.view_functions["search"]
+        seen.append(client.get("/search?q=flask&page=2").get_json())
+        seen.append(client.get("/search?page=2&q=flask").get_json())  # one entry
+        app_module.cache.delete_cached(search, "/search", {"q": "flask", "page": 2})
+        seen.append(client.get("/search?q=flask&page=2").get_json())
+        seen.append(loads.count("search:flask"))
+        with app.test_request_context():
+            app_module.cache.delete_cached(app.view_functions["posts"], user_id=3)
+        seen.append(client.get("/posts/3").get_json())
+        seen.append(loads.count("posts:3"))
+
         python, flask = app_module.Forum("python"), app_module.Forum("flask")
         seen.append([python.topic_count(), flask.topic_count(), python.topic_count()])
         app_module.cache.delete_memoized(python.topic_count)  # that instance only
@@ -78,4 +89,5 @@ def test_the_app_behaves_the_same_on_both_libraries(
     assert ours[2] == ["settings"]
     assert ours[3] == ours[4] == {"title": "Board"}
     assert ours[5] == 2
+    assert ours[15] == 2  # the query-string page was deleted and computed again
     assert ours[-2] == [2, 1]

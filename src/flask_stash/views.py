@@ -11,10 +11,11 @@ handlers still run. Other functions store their return value, as Flask-Caching d
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from flask import Request, Response, after_this_request, current_app, request, url_for
+from flask import Request, Response, after_this_request, current_app, request
 from flask.globals import _cv_request
 from werkzeug.exceptions import HTTPException
 
@@ -85,9 +86,15 @@ class CachedView:
         use_request: bool = False,
         **kwargs: Any,
     ) -> str:
-        """The cache key, from the current request or from ``path``/``query_args``/view args."""
+        """The cache key, from the current request or from ``path``/``query_args``/view args.
+
+        As in Flask-Caching 2.5: positional arguments name the view's parameters (for
+        ``url_for``), and the path is built with ``url_for(..., _external=False)``, so a key
+        made outside a request matches the one a request stored.
+        """
         if self.custom_key is not None and not use_request:
             return str(self.custom_key(*args, **kwargs))
+        kwargs.update(zip(_parameter_names(self.fn), args, strict=False))
         return self._key(self.cache.state(), path, query_args, use_request, kwargs)
 
     def _key(
@@ -114,8 +121,24 @@ class CachedView:
         if "%s" not in prefix:
             return str(prefix)
         if path is None:
-            path = request.path if use_request else url_for(self.fn.__name__, **view_args)
+            path = request.path if use_request else self._url(view_args)
         return str(prefix % path)
+
+    def _url(self, view_args: dict[str, Any]) -> str:
+        """The view's path for ``view_args``, as ``request.path`` would be for it.
+
+        Its endpoint is found in the app's routes (a blueprint's ``bp.name`` too), else its
+        function name, as in Flask-Caching. The path is built on the URL map itself, so it
+        works outside a request without ``SERVER_NAME`` and leaves out the script root,
+        exactly like ``request.path``.
+        """
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        endpoint = next(
+            (name for name in app.view_functions if self._routes_here(app, name)),
+            self.fn.__name__,
+        )
+        adapter = app.url_map.bind(app.config.get("SERVER_NAME") or "localhost")
+        return str(adapter.build(endpoint, view_args))
 
     def _hash(self, state: AppState, text: str) -> str:
         method = self.hash_method or state.config.hash_method
@@ -382,6 +405,15 @@ def cached(
     return decorate
 
 
+def _parameter_names(fn: Callable[..., Any]) -> list[str]:
+    """The names positional arguments bind to (Flask-Caching's ``get_arg_names``)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: no names to bind
+        return []
+    return [p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
+
+
 def _pairs(query_args: Any) -> Iterable[tuple[str, str]]:
     """Query arguments given as a query string, a mapping or ``(key, value)`` pairs."""
     if isinstance(query_args, (str, bytes)):
@@ -391,7 +423,7 @@ def _pairs(query_args: Any) -> Iterable[tuple[str, str]]:
         return parse_qsl(text.lstrip("?"), keep_blank_values=True)
     if isinstance(query_args, Mapping):
         if hasattr(query_args, "getlist"):  # a MultiDict keeps repeated arguments
-            return list(query_args.items(multi=True))  # type: ignore[call-arg]
+            return [(k, str(v)) for k, v in query_args.items(multi=True)]  # type: ignore[call-arg]
         items = query_args.items()
-        return [(k, v) for k, val in items for v in (val if isinstance(val, list) else [val])]
-    return [tuple(pair) for pair in query_args]
+        return [(k, str(v)) for k, val in items for v in (val if isinstance(val, list) else [val])]
+    return [(str(k), str(v)) for k, v in query_args]  # as the request's strings

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from flask import (
+    Blueprint,
     Flask,
     abort,
     make_response,
@@ -1356,3 +1357,48 @@ def test_timeout_zero_never_expires(env: tuple[Flask, Cache], clock: FakeClock) 
     assert client.get("/forever").text == "1"
     clock.advance(10**8)
     assert client.get("/forever").text == "1"
+
+
+# -- delete_cached and make_cache_key with Flask-Caching 2.5's semantics --------------------
+
+
+def test_delete_cached_of_a_query_string_view_outside_a_request(env: tuple[Flask, Cache]) -> None:
+    app, cache = env
+    next_n = counter()
+
+    @app.route("/works")
+    @cache.cached(query_string=True)
+    def view_works() -> str:
+        return f"{sorted(request.args.items())}#{next_n()}"
+
+    client = app.test_client()
+    first = client.get("/works?limit=15&offset=0").text
+    assert client.get("/works?offset=0&limit=15").text == first
+    with app.app_context():  # outside a request: path and query_args, as the docs say
+        assert cache.delete_cached(view_works, "/works", {"limit": 15, "offset": 0})
+    assert client.get("/works?limit=15&offset=0").text != first
+    second = client.get("/works?limit=15&offset=0").text
+    with app.app_context():
+        assert cache.delete_cached(view_works, "/works", "limit=15&offset=0")
+    assert client.get("/works?limit=15&offset=0").text != second
+
+
+def test_delete_cached_builds_the_path_from_view_arguments(env: tuple[Flask, Cache]) -> None:
+    app, cache = env
+    next_n = counter()
+    bp = Blueprint("shop", __name__)
+
+    @bp.route("/item/<int:item_id>")
+    @cache.cached()
+    def item(item_id: int) -> str:
+        return f"item {item_id}#{next_n()}"
+
+    app.register_blueprint(bp)
+    client = app.test_client()
+    first = client.get("/item/5").text
+    assert client.get("/item/5").text == first
+    with app.app_context():  # no request: url_for must not build an external URL
+        assert item.make_cache_key(item_id=5) == "view//item/5"  # type: ignore[attr-defined]
+        assert item.make_cache_key(5) == "view//item/5"  # type: ignore[attr-defined]
+        assert cache.delete_cached(item, item_id=5)
+    assert client.get("/item/5").text != first

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from typing_extensions import assert_type
 
@@ -98,6 +98,12 @@ def create_app() -> Flask:
     @cache.cached(timeout=30)
     def posts(user_id: int) -> ResponseReturnValue:
         return jsonify(user_posts(user_id))
+
+    @app.get("/search")
+    @cache.cached(timeout=30, query_string=True)
+    def search() -> ResponseReturnValue:
+        LOADS.append(f"search:{request.args.get('q')}")
+        return jsonify(sorted(request.args.items()))
 
     return app
 

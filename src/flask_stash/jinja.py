@@ -68,6 +68,13 @@ class CacheExtension(Extension):
             cache.delete(key)
             return caller()
         seconds = None if timeout is None else normalize_timeout(timeout, "cache tag timeout")
+        if cache.redefined:  # a Cache subclass's own get/set see every fragment
+            found = cache.get(key)
+            if isinstance(found, str):
+                return found
+            rendered = caller()
+            cache.set(key, rendered, seconds)
+            return rendered
         state = cache.state()
         value = get_or_compute(state.store, key, caller, seconds, protect=state.config.protection)
         if isinstance(value, str):

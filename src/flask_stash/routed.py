@@ -1,4 +1,4 @@
-"""``memoize`` through a ``Cache`` subclass's own ``get``/``has``/``set``/``delete``.
+"""The decorators through a ``Cache`` subclass's own ``get``/``has``/``set``/``delete``.
 
 Flask-Caching's decorators call the extension's public methods, so a subclass that
 redefines ``get`` or ``set`` (to count, to log, to transform values) sees every memoized
@@ -41,6 +41,14 @@ def routed_key(memo: Memo, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str
     vkeys = spec.version_keys(args) if spec.per_instance else spec.function_stamp
     stamps = _stamps(state.store, vkeys)
     return f"{spec.user_key(args, kwargs)}:{hash_text(stamps.decode('ascii'))[:16]}"
+
+
+def view_key(store: Store, key: str, stamps: tuple[str, ...]) -> str:
+    """The key a cached view's page takes through ``cache.get``/``cache.set``: with the
+    digest of its per-user stamps (``private=True``), so ``delete_cached`` still works."""
+    if not stamps:
+        return key
+    return f"{key}:{hash_text(_stamps(store, stamps).decode('ascii'))[:16]}"
 
 
 def _stamps(store: Store, vkeys: tuple[str, ...]) -> bytes:

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Request, Response, copy_current_request_context, request
 from werkzeug.exceptions import HTTPException
 
-from flask_stash import audit, http, privacy, requestend, responses
+from flask_stash import audit, http, privacy, requestend, responses, viewstore
 from flask_stash.calls import join_generator
 from flask_stash.core.api import MISS, SupportsLock
-from flask_stash.core.engine import Counter, Lookup, find_counted, save
+from flask_stash.core.engine import Counter, Lookup, find_counted
 from flask_stash.core.entry import Entry
 from flask_stash.core.guard import REFRESH_ERROR, STALE, Protection, executor_for
 from flask_stash.core.locking import BackendLock, take_turn
@@ -41,10 +41,6 @@ if TYPE_CHECKING:
     from flask_stash.views import CachedView
 
 Release = Callable[[], None]
-#: Seconds a key whose response was refused for storing is marked "pass": requests then run
-#: the view at once, without waiting for another's computation, and still store a response
-#: that may be stored (Varnish's hit-for-miss).
-PASS_SECONDS = 10.0
 _PASSED = object()  # found() saw a pass marker
 
 
@@ -305,7 +301,7 @@ def _lookup(call: Call, key: str, stale_ok: bool = False) -> Entry | None:
     entry = read(call, key)
     names = None if entry is None else responses.vary_of(entry.value)
     if names is not None:
-        entry = read(call, _variant_key(key, names))
+        entry = read(call, viewstore.variant_key(key, names))
     if entry is None or responses.is_pass(entry.value):
         return entry
     store = call.state.store
@@ -320,6 +316,8 @@ def _lookup(call: Call, key: str, stale_ok: bool = False) -> Entry | None:
 
 
 def _fresh(call: Call, key: str) -> Entry | None:
+    if call.view.cache.redefined:
+        return viewstore.read_through_methods(call, key)
     store, settings = call.state.store, call.settings
     bkey = store.backend_key(key)
     return find_counted(store, bkey, call.stamps, settings.hits, settings.misses)[0]
@@ -327,6 +325,8 @@ def _fresh(call: Call, key: str) -> Entry | None:
 
 def _servable(call: Call, key: str) -> Entry | None:
     """The entry if fresh, or stale but inside its stale window (a hit either way)."""
+    if call.view.cache.redefined:
+        return viewstore.read_through_methods(call, key)
     store = call.state.store
     where = call.lookup(key)
     entry, _ = store.read_stored(where.key, where.version_keys)
@@ -335,10 +335,6 @@ def _servable(call: Call, key: str) -> Entry | None:
         return None
     store.stats.incr(HIT, call.view.scope)
     return entry
-
-
-def _variant_key(key: str, names: tuple[str, ...]) -> str:
-    return f"{key}:vary:{http.variant(request, names)}"  # a proxy: also used from refreshes
 
 
 def _hit(call: Call, entry: Entry, label: str = "HIT") -> Response:
@@ -367,7 +363,7 @@ def _respond(call: Call, release: Release | None, at_request_end: bool = True) -
         if reads is not None:
             requestend.defer(response, _AuditReport(call, reads, touched))
         if release is not None:
-            pending = _pending(call, value, response, touched, release)
+            pending = viewstore.prepare(call, value, response, touched, release)
             if pending is not None and at_request_end:
                 requestend.defer(response, pending, holds_claim=True)
             elif pending is not None:  # a background refresh: no after_request handler runs
@@ -394,100 +390,6 @@ def _run(call: Call, auditing: bool, joining: bool) -> tuple[Any, audit.Reads | 
     with audit.recording(request) as reads:
         value = call.run()
         return (join_generator(value) if joining else value), reads
-
-
-def _pending(
-    call: Call, value: Any, response: Response, touched: bool, release: Release
-) -> PendingStore | None:
-    """The copy of ``response`` to store when the request ends, or ``None`` (released)."""
-    view = call.view
-    refused = (
-        not view.accepts(value)
-        or response.status_code not in view.statuses_for(call.state)
-        or http.refusal(response, private=call.private, touched_session=touched) is not None
-    )
-    body = None if refused else responses.buffered_body(response, call.settings.max_buffer)
-    if body is None:
-        _refuse(call, release)
-        return None
-    store = call.state.store
-    http.add_validators(response, body, store.clock())
-    timeout = view.timeout_for(value)
-    if call.settings.cache_control:
-        ttl = store.ttl_for(timeout)
-        http.add_freshness(response, ttl, call.settings.protect.stale, call.private)
-    if call.private:  # stored marked: hits then find nothing to add
-        http.mark_private(response, call.request, call.settings.identity_headers)
-    frozen = responses.freeze(response, body)
-    return PendingStore(call, frozen, response.status_code, http.vary_names(response), timeout,
-                        release)  # fmt: skip
-
-
-@dataclass
-class PendingStore:
-    """A view's response waiting for the end of its request to be judged and stored."""
-
-    call: Call
-    frozen: tuple[Any, ...]
-    status: int
-    #: The ``Vary`` names of the view's own response (a background refresh stores by them).
-    vary: tuple[str, ...]
-    timeout: Any
-    release: Release
-
-    def finish(self, response: Response) -> None:
-        names = self._final_vary(response)
-        if names is None:
-            _refuse(self.call, self.release)
-        else:
-            self.store(names)
-
-    def abandon(self) -> None:
-        self.release()
-
-    def store(self, names: tuple[str, ...]) -> None:
-        try:
-            _store(self.call, self.frozen, names, self.timeout)
-        finally:
-            self.release()
-
-    def _final_vary(self, response: Response) -> tuple[str, ...] | None:
-        """The final response's ``Vary`` names, or ``None`` if it must not be stored."""
-        call = self.call
-        # A 304 was made from the stored copy's own validators: the copy is the 200.
-        status = self.status if response.status_code == 304 else response.status_code
-        if status not in call.view.statuses_for(call.state):
-            return None
-        if http.refusal(response, private=call.private, touched_session=False) is not None:
-            return None
-        return http.vary_names(response)
-
-
-def _refuse(call: Call, release: Release) -> None:
-    """Mark the key "pass" (the view's responses cannot be stored), then end the claim."""
-    try:
-        where = call.lookup(call.key)
-        save(call.state.store, where, responses.freeze_pass(), PASS_SECONDS, None)
-    finally:
-        release()
-
-
-def _store(call: Call, frozen: tuple[Any, ...], names: tuple[str, ...], timeout: Any) -> None:
-    if call.private:  # the key already holds every credential: no variant per cookie
-        covered = {"cookie", *(name.lower() for name in call.settings.identity_headers)}
-        names = tuple(name for name in names if name not in covered)
-    protect = call.settings.protect
-    store = call.state.store
-
-    def keep(store_key: str, value: Any) -> None:
-        save(store, call.lookup(store_key), value, timeout, None, stale=protect.stale,
-             keep=protect.fail_safe)  # fmt: skip
-
-    key = call.key
-    if names:
-        keep(key, responses.freeze_vary(names))
-        key = _variant_key(key, names)
-    keep(key, frozen)
 
 
 @dataclass

@@ -250,7 +250,7 @@ class CachedView:
                     f"a private_key; {self.scope} has none"
                 )
             return store.bump_version(store.backend_key(privacy.user_stamp_key(key, user)))
-        deleted = store.delete(key)
+        deleted = self.cache.delete(key) if self.cache.redefined else store.delete(key)
         if self.http.private:
             stamp = store.backend_key(privacy.all_users_stamp_key(key))
             return store.bump_version(stamp) or deleted

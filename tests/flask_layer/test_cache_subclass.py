@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 
 from flask_stash import Cache, cache_memoize_hit, cache_memoize_miss
 
@@ -188,3 +188,76 @@ def test_a_plain_cache_does_not_take_the_routed_path(monkeypatch: pytest.MonkeyP
         monkeypatch.setattr(cache, "get", lambda key: pytest.fail("hit went through get"))
         assert one() == 1  # the hit reads the store directly: one round trip
         assert cache.store.get(one.make_cache_key(one.uncached)) == 1  # no stamp suffix
+
+
+def test_cached_views_read_and_write_through_the_subclass(
+    audited: tuple[Flask, AuditedCache],
+) -> None:
+    app, cache = audited
+    runs: list[str] = []
+
+    @app.get("/page")
+    @cache.cached(timeout=60)
+    def page() -> str:
+        runs.append("run")
+        return "page"
+
+    client = app.test_client()
+    first = client.get("/page")
+    second = client.get("/page")
+    assert first.text == second.text == "page"
+    assert "Age" in second.headers
+    assert runs == ["run"]
+    assert ("get", "view//page") in cache.log
+    assert ("set", "view//page") in cache.log
+    with app.test_request_context():
+        assert cache.delete_cached(page)
+    assert ("delete", "view//page") in cache.log
+    client.get("/page")
+    assert runs == ["run", "run"]
+
+
+def test_private_views_through_the_subclass_keep_per_user_deletes(
+    audited: tuple[Flask, AuditedCache],
+) -> None:
+    app, cache = audited
+    app.secret_key = "dev"
+    runs: list[str] = []
+
+    @app.get("/me")
+    @cache.cached(timeout=60, private=True, private_key=lambda: request.headers["X-User"])
+    def me() -> str:
+        runs.append(request.headers["X-User"])
+        return f"page of {request.headers['X-User']}"
+
+    client = app.test_client()
+    for _ in range(2):
+        for user in ("ann", "bob"):
+            response = client.get("/me", headers={"X-User": user, "Authorization": user})
+            assert response.text == f"page of {user}"
+    assert runs == ["ann", "bob"]
+    with app.test_request_context():
+        assert cache.delete_cached(me, user="ann")
+    for user in ("ann", "bob"):
+        client.get("/me", headers={"X-User": user, "Authorization": user})
+    assert runs == ["ann", "bob", "ann"]
+
+
+def test_the_jinja_tag_reads_and_writes_through_the_subclass(
+    audited: tuple[Flask, AuditedCache],
+) -> None:
+    app, cache = audited
+    renders: list[int] = []
+    template = "{% cache 60, 'box' %}{{ render() }}{% endcache %}"
+
+    def render() -> str:
+        renders.append(1)
+        return "box"
+
+    with app.test_request_context():
+        env = app.jinja_env
+        assert env.from_string(template).render(render=render) == "box"
+        assert env.from_string(template).render(render=render) == "box"
+    assert renders == [1]
+    assert any(op == "set" and "box" in key for op, key in cache.log)
+    assert any(op == "get" and "box" in key for op, key in cache.log)

@@ -126,3 +126,29 @@ def test_objects_without_weakrefs_or_hook_are_refused() -> None:
 
     with pytest.raises(TypeError, match="__caching_id__"):
         instance_token(Slotted())
+
+
+def test_named_tuples_of_one_name_and_another_layout_differ() -> None:
+    from collections import namedtuple
+
+    row_ab = namedtuple("Row", "a b")
+    row_cd = namedtuple("Row", "c d")
+    assert encode(row_ab(1, 2)) != encode(row_cd(1, 2))
+    assert encode(row_ab(1, 2)) == encode(row_ab(1, 2))
+    assert encode(row_ab(1, 2)) != encode((1, 2))
+
+
+def test_bound_methods_are_keyed_with_their_object() -> None:
+    assert encode(WithHook(1).__caching_id__) != encode(WithHook(2).__caching_id__)
+    assert encode(WithHook(1).__caching_id__) == encode(WithHook(1).__caching_id__)
+    assert encode(len) == "<builtins.len>"  # a module's function: by name
+
+
+def test_lambdas_and_closures_are_keyed_by_the_object_not_the_shared_name() -> None:
+    def make(n: int) -> Any:
+        return lambda: n
+
+    one, two = make(1), make(2)
+    assert encode(one) != encode(two)
+    assert encode(one) == encode(one)
+    assert "0x" not in encode(one)

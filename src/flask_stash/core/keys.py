@@ -80,7 +80,7 @@ def _encode_object(value: object) -> str:
         return _encode_callable(value)
     if isinstance(value, enum.Enum):
         return f"<{qualified_name(kind)}.{value.name}>"
-    if isinstance(value, _REPR_STABLE) or kind in _ATOMS:
+    if isinstance(value, _REPR_STABLE):
         return f"<{qualified_name(kind)}:{value!r}>"
     if isinstance(value, (tuple, list, dict, set, frozenset)):  # subclasses of containers
         fields = getattr(kind, "_fields", None)  # a named tuple's field names are its layout

@@ -110,7 +110,7 @@ def test_load_accepts_exactly_its_own_layout() -> None:
     ],
 )
 def test_load_refuses_anything_else(data: object) -> None:
-    with pytest.raises(UndecodableEntry):
+    with pytest.raises(UndecodableEntry, match=r"^not an entry of this layout$"):
         Entry.load(data)
 
 

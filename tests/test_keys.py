@@ -316,3 +316,37 @@ def test_objects_without_identity_are_refused_with_advice() -> None:
     with pytest.raises(TypeError) as info:
         type(instance_token)()(Slotted())
     assert str(info.value) == message
+
+
+def test_qualified_name_of_an_object_without_a_module() -> None:
+    import json
+
+    from flask_stash.core.keys import qualified_name
+
+    assert not hasattr(json, "__module__")
+    assert qualified_name(json) == "?.json"
+
+
+def test_a_token_key_still_names_the_class() -> None:
+    """Readable in the backend: which type's instances are keyed by identity."""
+    import re
+
+    assert re.fullmatch(r"<tests\.test_keys\.Plain@[0-9a-f]{32}>", encode(Plain()))
+
+
+def test_positional_calls_never_bind_the_signature() -> None:
+    """The documented hot path: positional calls are keyed without Signature.bind."""
+    call_key = CallKey(f)
+
+    class NoBinding:
+        parameters = call_key.signature.parameters
+
+        def bind(self, *args: Any, **kwargs: Any) -> None:
+            raise AssertionError("the fast path bound the signature")
+
+    call_key.signature = NoBinding()  # type: ignore[assignment]
+    full = (1, 2, 3)
+    assert call_key.arguments(full, {}) is full
+    assert call_key.arguments((1,), {}) == (1, 2, None)
+    assert call_key.arguments((1, 5), {}) == (1, 5, None)
+    assert call_key.text((1,), {}) == "(1, 2, None)"

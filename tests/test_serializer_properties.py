@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import math
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from flask_stash.core import jsontags
 from flask_stash.core.entry import Entry
 from flask_stash.core.serializers import JsonSerializer, PickleSerializer, Serializer
 
@@ -59,13 +61,17 @@ hashable_atoms = st.one_of(
 atoms = st.one_of(hashable_atoms, st.floats(), st.decimals())  # NaNs too
 
 
+# Keys that spell a tag ("\x00t" is the tuple tag): a user dict must never decode as one.
+TAG_LIKE_KEYS = st.sampled_from(["\x00t", "\x00s", "\x00b", "\x00m", "\x00f", "\x00", "x\x00"])
+
+
 def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    keys = st.one_of(st.text(max_size=4), hashable_atoms)
+    keys = st.one_of(st.text(max_size=4), TAG_LIKE_KEYS, hashable_atoms)
     return st.one_of(
         st.lists(children, max_size=4),
         st.lists(children, max_size=4).map(tuple),
         st.dictionaries(keys, children, max_size=4),
-        st.dictionaries(st.text(max_size=4), children, max_size=4),
+        st.dictionaries(st.text(max_size=4) | TAG_LIKE_KEYS, children, max_size=4),
         st.sets(hashable_atoms, max_size=4),
         st.frozensets(hashable_atoms, max_size=4),
     )
@@ -130,3 +136,43 @@ def test_a_blob_signed_with_another_key_never_loads(value: object, other: bytes)
     signed = PickleSerializer(signing_key=KEY).dumps(value)
     with pytest.raises(Exception, match="signature"):
         PickleSerializer(signing_key=other if other != KEY.encode() else other + b"!").loads(signed)
+
+
+@given(st.lists(st.integers(0, 64) | st.text(max_size=3), max_size=8))
+def test_equal_sets_encode_to_equal_bytes(items: list[Any]) -> None:
+    """Set members are written in a canonical order, whatever order the set iterates in."""
+    assert jsontags.dumps(set(items)) == jsontags.dumps(set(items[::-1]))
+    assert jsontags.dumps(frozenset(items)) == jsontags.dumps(frozenset(items[::-1]))
+
+
+def test_the_tagged_json_format_is_pinned() -> None:
+    """Entries written by one release are read by the next: the format changes only on purpose."""
+    value = {
+        "a": (1, b"x"),
+        2: {3},
+        "\x00t": [1.5, float("inf")],
+        "d": dt.date(2024, 1, 2),
+        "u": uuid.UUID(int=1),
+        "D": Decimal("1.10"),
+        "td": dt.timedelta(1, 2, 3),
+        "f": frozenset(["b", "a"]),
+    }
+    assert jsontags.dumps(value) == (
+        b'{"\\u0000m":[["a",{"\\u0000t":[1,{"\\u0000b":"eA=="}]}],[2,{"\\u0000s":[3]}],'
+        b'["\\u0000t",[1.5,{"\\u0000f":"inf"}]],["d",{"\\u0000d":"2024-01-02"}],'
+        b'["u",{"\\u0000u":"00000000-0000-0000-0000-000000000001"}],["D",{"\\u0000D":"1.10"}],'
+        b'["td",{"\\u0000td":[1,2,3]}],["f",{"\\u0000fs":["a","b"]}]]}'
+    )
+    assert jsontags.dumps({"k": [1, None, True, "\u00e9"]}) == b'{"k":[1,null,true,"\\u00e9"]}'
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_pickle_writes_the_protocol_it_was_given(protocol: int) -> None:
+    blob = PickleSerializer(protocol=protocol).dumps([1])
+    assert blob[4:6] == bytes([0x80, protocol])  # after the format marker: PROTO n
+    assert PickleSerializer(protocol=protocol).loads(blob) == [1]
+
+
+def test_serializer_names() -> None:
+    assert PickleSerializer().name == "pickle"
+    assert PickleSerializer(signing_key=KEY).name == "pickle-signed"

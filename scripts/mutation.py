@@ -8,8 +8,8 @@ narrows mutmut to that module and those tests. mutmut forks a fresh process for 
 Score = detected mutants / (all mutants - accepted survivors). Detected: a test failed, the
 tests timed out, or the process crashed. Accepted survivors are the equivalent mutants listed
 in ``scripts/mutation-accepted.txt``, one per line with the reason. The run fails when an
-enforced module scores below the threshold, when an accepted survivor is in fact detected
-(the list must stay exact), or when a listed name no longer exists.
+enforced module scores below the threshold, or when one of its accepted survivors is in fact
+detected or no longer exists (the list must stay exact). Measured modules are only reported.
 
 Usage: ``python scripts/mutation.py [module-path ...] [--keep]``.
 """

@@ -1,12 +1,25 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from flask_stash.testing import FakeClock
 
 from . import servers
+
+# Hypothesis profiles (docs/testing.md). "ci": derandomized (a fixed seed per test), no example
+# database, so a CI run is reproducible. "dev", the local default: random and remembering
+# failing examples in .hypothesis/. "thorough": ten times longer, for a deliberate local hunt.
+_COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True, **_COMMON)
+settings.register_profile("dev", max_examples=200, **_COMMON)
+settings.register_profile("thorough", max_examples=2000, **_COMMON)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "dev")
+)
 
 
 @pytest.fixture

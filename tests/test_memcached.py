@@ -259,6 +259,10 @@ def test_wire_keys_are_valid_memcached_keys() -> None:
     assert wire_key("plain:key") == b"plain:key"  # readable when memcached can take it
     assert wire_key("x" * 250) == b"x" * 250
     assert wire_key("x" * 251).startswith(b"~h:")
+    # The limit is in bytes: 125 two-byte characters are exactly 250 bytes.
+    assert wire_key("é" * 125) == ("é" * 125).encode()
+    assert wire_key("é" * 125 + "a").startswith(b"~h:")
+    assert wire_key("x" * 251) != wire_key("x" * 252)  # hashed, never truncated
     assert lock_key("plain:key") != wire_key("plain:key")
 
 

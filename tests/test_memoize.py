@@ -275,3 +275,18 @@ def test_invalidate_one_instance_keeps_the_others() -> None:
     assert (a.runs, b.runs) == (4, 3)
     with pytest.raises(TypeError, match="not a method"):
         memo_spec(Repo.static).invalidate_instance(a)
+
+
+def test_same_named_functions_of_two_modules_never_share_results(store: Store) -> None:
+    import types
+
+    functions = []
+    for module_name, result in (("shop.prices", "price"), ("shop.stock", "stock")):
+        module = types.ModuleType(module_name)
+        exec("def lookup(item):\n    return (RESULT, item)", module.__dict__)
+        module.RESULT = result  # type: ignore[attr-defined]
+        functions.append(memoize(store, 60)(module.lookup))
+    prices, stock = functions
+    assert prices(1) == ("price", 1)
+    assert stock(1) == ("stock", 1)
+    assert prices(1) == ("price", 1)

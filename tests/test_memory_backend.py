@@ -136,3 +136,139 @@ def test_eight_threads_hammering_see_only_valid_values() -> None:
     assert errors == []
     assert wrong == []
     assert len(backend) <= 50
+
+
+# -- boundaries: every time comparison and size limit, exactly at the limit ----------------
+
+
+def test_defaults_match_simplecache() -> None:
+    backend = MemoryBackend()
+    assert backend.threshold == 500
+    assert backend.default_timeout == 300
+    assert backend.max_bytes is None
+    assert MemoryBackend(default_timeout=None).default_timeout is None
+
+
+def test_an_entry_expires_exactly_at_its_ttl_on_every_read(clock: FakeClock) -> None:
+    backend = MemoryBackend(clock=clock)
+    backend.set("a", b"1", 10)
+    backend.set_many({"b": b"2", "c": b"3"}, 10)
+    clock.advance(9.999)
+    assert backend.get_many(["a", "b", "c"]) == [b"1", b"2", b"3"]
+    assert sorted(backend.scan("")) == ["a", "b", "c"]
+    assert not backend.add("a", b"new", None)
+    clock.advance(0.001)  # now == expiry: gone
+    assert sorted(backend.scan("")) == []
+    assert backend.get_many(["b", "c"]) == [MISS, MISS]
+    assert backend.get("a") is MISS
+    assert len(backend) == 0  # expired entries read by get_many are dropped, not kept
+    assert backend.size_in_bytes == 0
+
+
+def test_set_many_applies_its_ttl(clock: FakeClock) -> None:
+    backend = MemoryBackend(clock=clock)
+    backend.set_many({"a": b"1", "b": b"2"}, 5)
+    backend.set_many({"c": b"3"}, None)
+    clock.advance(5)
+    assert backend.get_many(["a", "b", "c"]) == [MISS, MISS, b"3"]
+
+
+def test_get_many_drops_expired_entries_from_memory(clock: FakeClock) -> None:
+    backend = MemoryBackend(clock=clock)
+    backend.set("old", b"x" * 50, 1)
+    backend.set("live", b"y", None)
+    clock.advance(1)
+    assert backend.get_many(["old", "live"]) == [MISS, b"y"]
+    assert len(backend) == 1
+    assert backend.size_in_bytes == len("live") + 1 + ENTRY_OVERHEAD
+
+
+def test_an_expired_counter_starts_again_with_the_new_ttl(clock: FakeClock) -> None:
+    backend = MemoryBackend(clock=clock)
+    backend.incr("n", 5, 10)
+    clock.advance(10)
+    assert backend.incr("n", 1, 3) == 1
+    clock.advance(2.999)
+    assert backend.get("n") == b"1"
+    clock.advance(0.001)
+    assert backend.get("n") is MISS
+
+
+def test_scan_lists_live_keys_with_the_prefix(clock: FakeClock) -> None:
+    backend = MemoryBackend(clock=clock)
+    backend.set("p:a", b"1", 5)
+    backend.set("p:b", b"1", None)
+    backend.set("q:c", b"1", 5)
+    assert sorted(backend.scan("p:")) == ["p:a", "p:b"]
+    clock.advance(5)
+    assert sorted(backend.scan("p:")) == ["p:b"]
+
+
+def test_an_entry_of_exactly_max_bytes_is_kept_one_byte_more_is_refused(
+    clock: FakeClock,
+) -> None:
+    budget = 1 + 100 + ENTRY_OVERHEAD
+    backend = MemoryBackend(threshold=0, max_bytes=budget, clock=clock)
+    backend.set("k", b"x" * 100, None)
+    assert backend.get("k") == b"x" * 100
+    assert backend.size_in_bytes == budget
+    backend.set("k", b"x" * 101, None)
+    assert backend.get("k") is MISS
+    assert backend.size_in_bytes == 0
+
+
+def test_entries_filling_max_bytes_exactly_all_stay(clock: FakeClock) -> None:
+    per_entry = 1 + 10 + ENTRY_OVERHEAD
+    backend = MemoryBackend(threshold=0, max_bytes=per_entry * 3, clock=clock)
+    for key in "abc":
+        backend.set(key, b"x" * 10, None)
+    assert backend.get_many(list("abc")) == [b"x" * 10] * 3
+    backend.set("d", b"x", None)  # one byte more than the budget left: evicts "a" only
+    assert backend.get_many(list("abcd")) == [MISS, b"x" * 10, b"x" * 10, b"x"]
+    assert backend.size_in_bytes <= per_entry * 3
+
+
+def test_exactly_threshold_entries_stay(clock: FakeClock) -> None:
+    backend = MemoryBackend(threshold=2, clock=clock)
+    backend.set("a", b"1", None)
+    backend.set("b", b"2", None)
+    assert len(backend) == 2
+    backend.set("c", b"3", None)
+    assert backend.get_many(["a", "b", "c"]) == [MISS, b"2", b"3"]
+
+
+def test_an_oversized_write_leaves_no_old_value_readable(clock: FakeClock) -> None:
+    """The caller meant to replace the value: serving the previous one would be stale."""
+    backend = MemoryBackend(threshold=0, max_bytes=1000, clock=clock)
+    backend.set("k", b"old", None)
+    backend.set_many({"k": b"x" * 5000}, None)
+    assert backend.get("k") is MISS
+    assert backend.size_in_bytes == 0
+    backend.set("k", b"old", None)
+    backend.set("k", b"x" * 5000, None)
+    assert backend.get("k") is MISS
+    assert len(backend) == 0
+
+
+def test_clear_resets_the_byte_count(clock: FakeClock) -> None:
+    backend = MemoryBackend(clock=clock)
+    backend.set("k", b"v", None)
+    backend.clear()
+    assert backend.size_in_bytes == 0
+    backend.set("k", b"v", None)
+    assert backend.size_in_bytes == 1 + 1 + ENTRY_OVERHEAD
+
+
+def test_error_messages_name_the_problem() -> None:
+    with pytest.raises(ConfigurationError, match=r"^max_bytes must be positive \(or None"):
+        MemoryBackend(max_bytes=0)
+    with pytest.raises(ConfigurationError, match=r"^threshold must be a non-negative integer"):
+        MemoryBackend(threshold=-1)
+    with pytest.raises(ConfigurationError, match=r"^max_bytes must be a non-negative integer"):
+        MemoryBackend(max_bytes=-1)
+    with pytest.raises(TypeError, match=r"^backend values are bytes, not str$"):
+        MemoryBackend().set("k", "text", None)  # type: ignore[arg-type]
+    backend = MemoryBackend()
+    backend.set("k", b"text", None)
+    with pytest.raises(TypeError, match=r"^cannot increment 'k': it does not hold an integer$"):
+        backend.incr("k", 1, None)

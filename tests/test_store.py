@@ -87,6 +87,23 @@ def test_even_a_long_prefix_cannot_push_keys_past_the_limit(clock: FakeClock) ->
     assert all(len(k) <= 70 for k in backend.scan(""))
 
 
+@pytest.mark.parametrize("limit", [250, 80])
+def test_a_key_exactly_at_the_backend_limit_is_kept_one_byte_more_is_hashed(
+    clock: FakeClock, limit: int
+) -> None:
+    backend = MemoryBackend(clock=clock)
+    backend.max_key_length = limit
+    store = Store(backend, clock=clock, key_prefix="p:")
+    exact = "é" * ((limit - 2) // 2) + "x" * ((limit - 2) % 2)  # utf-8 bytes, prefix included
+    assert store.backend_key(exact) == "p:" + exact
+    longer = store.backend_key(exact + "x")
+    assert longer.startswith("p:#")
+    assert len(longer.encode()) <= limit
+    store.set(exact, 1)
+    store.set(exact + "x", 2)
+    assert (store.get(exact), store.get(exact + "x")) == (1, 2)
+
+
 def test_keys_must_be_strings(store: Store) -> None:
     with pytest.raises(TypeError, match="str"):
         store.set(b"bytes", 1)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ import hashlib
 import inspect
 import re
 import threading
+import types
 import uuid
 import weakref
 from collections.abc import Callable, Collection
@@ -76,13 +77,15 @@ def _encode_object(value: object) -> str:
     if hook is not None and not isinstance(value, type):
         return f"<{qualified_name(kind)}#{encode(hook())}>"
     if isinstance(value, type) or inspect.isroutine(value):
-        return f"<{qualified_name(value)}>"
+        return _encode_callable(value)
     if isinstance(value, enum.Enum):
         return f"<{qualified_name(kind)}.{value.name}>"
-    if isinstance(value, _REPR_STABLE) or kind in _ATOMS:
+    if isinstance(value, _REPR_STABLE):
         return f"<{qualified_name(kind)}:{value!r}>"
     if isinstance(value, (tuple, list, dict, set, frozenset)):  # subclasses of containers
-        return f"<{qualified_name(kind)}:{encode(_builtin_copy(value))}>"
+        fields = getattr(kind, "_fields", None)  # a named tuple's field names are its layout
+        layout = "" if fields is None else encode(fields)
+        return f"<{qualified_name(kind)}{layout}:{encode(_builtin_copy(value))}>"
     if dataclasses.is_dataclass(value):
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         return f"<{qualified_name(kind)}:{encode(fields)}>"
@@ -91,6 +94,19 @@ def _encode_object(value: object) -> str:
         if not _ADDRESS.search(text):
             return f"<{qualified_name(kind)}:{text}>"
     return f"<{qualified_name(kind)}@{instance_token(value)}>"
+
+
+def _encode_callable(value: Any) -> str:
+    """A function or class by name; a bound method with its object; a lambda or a function
+    or class defined inside a function by the object itself (its name is not unique: two
+    closures from one factory share it and may compute different things)."""
+    name = qualified_name(value)
+    owner = getattr(value, "__self__", None)
+    if owner is not None and not isinstance(owner, types.ModuleType):
+        return f"<{name} of {encode(owner)}>"
+    if "<" in name:  # "<lambda>", "f.<locals>.g"
+        return f"<{name}@{instance_token(value)}>"
+    return f"<{name}>"
 
 
 def _builtin_copy(value: object) -> object:

@@ -1,0 +1,53 @@
+"""The error policy: counted always, logged at most once per interval per operation."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from flask_stash.core.errors import BackendError
+from flask_stash.core.policy import ErrorPolicy
+from flask_stash.core.stats import ERROR, Stats
+from flask_stash.testing import FakeClock
+
+
+def policy(clock: FakeClock, **kwargs: object) -> ErrorPolicy:
+    return ErrorPolicy(Stats(), clock=clock, log_interval=30.0, **kwargs)  # type: ignore[arg-type]
+
+
+def test_fail_open_counts_and_logs_once_per_interval(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    errors = policy(clock)
+    with caplog.at_level(logging.ERROR, logger="flask_stash"):
+        errors.handle(BackendError("down"), "get")
+        clock.advance(29.999)
+        errors.handle(BackendError("down"), "get")
+        errors.handle(BackendError("down"), "get")
+        errors.handle(BackendError("down"), "set")  # another operation: its own line
+        clock.advance(0.001)  # exactly the interval later: logged again
+        errors.handle(BackendError("down"), "get")
+    assert errors.stats.get(ERROR, "get") == 4
+    assert errors.stats.get(ERROR, "set") == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "cache get failed, serving uncached: down",
+        "cache set failed, serving uncached: down",
+        "cache get failed, serving uncached: down (2 similar errors suppressed)",
+    ]
+    assert all(r.exc_info is not None for r in caplog.records)
+
+
+def test_fail_closed_raises_after_counting(clock: FakeClock) -> None:
+    errors = policy(clock, fail_open=False)
+    error = BackendError("down")
+    with pytest.raises(BackendError) as info:
+        errors.handle(error, "get")
+    assert info.value is error
+    assert errors.stats.get(ERROR, "get") == 1
+
+
+def test_defaults() -> None:
+    errors = ErrorPolicy(Stats())
+    assert errors.fail_open is True
+    assert errors.log_interval == 30.0

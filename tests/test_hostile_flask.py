@@ -310,3 +310,21 @@ def test_template_fragment_over_an_unsigned_entry_of_the_wrong_type(value: objec
         assert render_template_string(template) == "fresh"
         assert cache.get(make_template_fragment_key("frag")) == "fresh"  # stored over it
         assert cache.statistics.get(UNDECODABLE) == 1
+
+
+def test_a_forged_response_under_a_cached_function_key_is_recomputed() -> None:
+    from flask import Flask
+
+    from flask_stash import Cache
+
+    app = Flask(__name__)
+    cache = Cache(app)  # no key: entries are unsigned
+
+    @cache.cached(timeout=60, key_prefix="helper")
+    def helper() -> str:
+        return "computed"
+
+    with app.app_context():
+        cache.set("helper", ("flask-stash/response", "not a status", (), b""))
+        with app.test_request_context("/elsewhere"):
+            assert helper() == "computed"

@@ -209,6 +209,8 @@ class CachedView:
         if not self.forced(args, kwargs):
             entry, _ = find(state.store, *where)
             recheck = entry is None
+            if entry is not None and not _replayable(state, entry.value):
+                entry = None  # an unsigned look-alike someone else wrote: recompute
             if entry is not None and self.stale_for(app, entry.value, args, kwargs):
                 entry = None
         if state.config.enable_signals:
@@ -403,6 +405,14 @@ def cached(
         return cast(CachedFunction[P, R], decorated)
 
     return decorate
+
+
+def _replayable(state: AppState, value: Any) -> bool:
+    """Whether a stored value may be returned: anything but a malformed frozen response
+    in an unsigned store (signed entries were written by this library)."""
+    if state.store.entries_signed or not responses.is_frozen(value):
+        return True
+    return responses.is_replayable(value)
 
 
 def _parameter_names(fn: Callable[..., Any]) -> list[str]:

@@ -272,3 +272,75 @@ def test_error_messages_name_the_problem() -> None:
     backend.set("k", b"text", None)
     with pytest.raises(TypeError, match=r"^cannot increment 'k': it does not hold an integer$"):
         backend.incr("k", 1, None)
+
+
+# -- eviction order: expired entries go before any live one (as cachelib) -------------------
+
+
+def test_crossing_the_entry_bound_drops_expired_entries_before_live_ones(
+    clock: FakeClock,
+) -> None:
+    backend = MemoryBackend(threshold=3, clock=clock)
+    backend.set("live", b"1", None)  # the least recently used, but it never expires
+    backend.set("short", b"2", 10)
+    backend.set("long", b"3", 20)
+    clock.advance(10)  # "short" expires exactly now
+    backend.set("new", b"4", None)  # 4 > 3 entries
+    assert len(backend) == 3
+    assert backend.get_many(["live", "long", "new"]) == [b"1", b"3", b"4"]
+
+    clock.advance(10)  # "long", the last entry with an expiry, expires exactly now
+    backend.set("newer", b"5", None)
+    assert len(backend) == 3
+    assert backend.get_many(["live", "new", "newer"]) == [b"1", b"4", b"5"]
+
+    # Nothing left can expire: crossing the bound again evicts the least recently used.
+    backend.set("newest", b"6", None)
+    assert backend.get_many(["live", "new", "newer", "newest"]) == [MISS, b"4", b"5", b"6"]
+
+
+def test_crossing_the_byte_bound_drops_expired_entries_before_live_ones(
+    clock: FakeClock,
+) -> None:
+    per_entry = 1 + 10 + ENTRY_OVERHEAD
+    backend = MemoryBackend(threshold=0, max_bytes=per_entry * 3, clock=clock)
+    backend.set("a", b"x" * 10, None)  # the least recently used, but it never expires
+    backend.set("b", b"x" * 10, 10)
+    backend.set("c", b"x" * 10, 20)
+    clock.advance(10)  # "b" expires exactly now
+    backend.set("d", b"x" * 10, None)  # one entry over the byte budget
+    assert backend.size_in_bytes == per_entry * 3
+    assert backend.get_many(list("acd")) == [b"x" * 10] * 3
+
+
+# -- the expiry sweep is O(n): only when a write crosses a bound and something has expired --
+# An expired entry nobody reads still counts in len() and size_in_bytes until a sweep.
+
+
+def test_no_expiry_sweep_below_or_exactly_at_the_entry_bound(clock: FakeClock) -> None:
+    backend = MemoryBackend(threshold=4, clock=clock)
+    backend.set("live", b"1", None)  # the least recently used, but it never expires
+    backend.set("expired", b"2", 10)
+    clock.advance(10)
+    backend.set("b", b"3", None)  # 3 entries: below the bound
+    assert len(backend) == 3
+    backend.set("c", b"4", None)  # 4 entries: exactly at the bound
+    assert len(backend) == 4
+    backend.set("d", b"5", None)  # one over: the sweep drops "expired", no live entry goes
+    assert len(backend) == 4
+    assert backend.get_many(["live", "b", "c", "d"]) == [b"1", b"3", b"4", b"5"]
+
+
+def test_no_expiry_sweep_below_or_exactly_at_the_byte_bound(clock: FakeClock) -> None:
+    per_entry = 1 + 10 + ENTRY_OVERHEAD
+    backend = MemoryBackend(threshold=0, max_bytes=per_entry * 4, clock=clock)
+    backend.set("a", b"x" * 10, None)  # the least recently used, but it never expires
+    backend.set("e", b"x" * 10, 10)
+    clock.advance(10)
+    backend.set("b", b"x" * 10, None)  # 3 entries' worth: below the budget
+    assert backend.size_in_bytes == per_entry * 3
+    backend.set("c", b"x" * 10, None)  # exactly the budget
+    assert backend.size_in_bytes == per_entry * 4
+    backend.set("d", b"x" * 10, None)  # one entry over: the sweep drops "e", no live entry goes
+    assert backend.size_in_bytes == per_entry * 4
+    assert backend.get_many(list("abcd")) == [b"x" * 10] * 4

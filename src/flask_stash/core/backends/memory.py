@@ -27,8 +27,10 @@ class MemoryBackend(BaseBackend):
     no count limit) and by ``max_bytes`` (keys + values + a fixed overhead per entry).
     When a write would exceed a bound, expired entries are dropped first, then the least
     recently used live ones.
-    Expired entries are never served. ``get`` and ``set`` are O(1). Time comes from
-    ``clock`` (seconds, ``time.time`` by default) so tests can move it.
+    Expired entries are never served. ``get`` and ``set`` are O(1): an expired entry is
+    dropped when read, or by the sweep of a write that crosses a bound (run only once
+    something has expired); until then it still counts in ``len()`` and ``size_in_bytes``.
+    Time comes from ``clock`` (seconds, ``time.time`` by default) so tests can move it.
 
     Each process has its own memory backend: under several workers, an invalidation in one
     does not reach the others. Use a shared backend (Redis, memcached) there.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -243,6 +244,28 @@ def test_a_wrong_type_in_any_metadata_field_is_malformed(field: str, value: obje
         assert is_well_formed(good._replace(**{field: value})) is False
 
 
+BIGGEST = sys.float_info.max
+UNUSABLE = [10**400, -(10**400), int(BIGGEST) + 1, float("inf"), float("-inf"), float("nan")]
+
+
+@pytest.mark.parametrize("field", ["created", "fresh_until", "stale_until", "cost"])
+@pytest.mark.parametrize("number", UNUSABLE)
+def test_a_number_the_engine_cannot_compute_with_is_malformed(field: str, number: float) -> None:
+    """``now - created`` overflows on an integer beyond the float range and ``int(age)`` on an
+    infinity: a forged unsigned entry with one must be a miss, not an error in a request."""
+    good = Entry("v", T0, FRESH, STALE, b"v1", (("t", "1"),), 0.5)
+    assert is_well_formed(good._replace(**{field: number})) is False
+
+
+@pytest.mark.parametrize("field", ["created", "fresh_until", "stale_until", "cost"])
+@pytest.mark.parametrize("number", [BIGGEST, -BIGGEST, int(BIGGEST), -int(BIGGEST), 0, -0.0])
+def test_every_finite_number_is_usable(field: str, number: float) -> None:
+    item = Entry("v", T0, FRESH, STALE, b"v1", (("t", "1"),), 0.5)._replace(**{field: number})
+    assert is_well_formed(item) is True
+    assert item.age(T0) >= 0  # the arithmetic of a hit does not raise
+    assert int(item.remaining(T0) or 0) >= 0
+
+
 @pytest.mark.parametrize(
     "tags",
     [
@@ -282,6 +305,10 @@ def test_tags_other_than_a_tuple_of_string_pairs_are_malformed(tags: object) -> 
         (["v", T0, True, None, None, [], 0.0], False),
         (["v", T0, None, None, "v1", [], 0.0], False),  # plain JSON has no bytes
         (["v", T0, None, None, None, [["user", "3"]]], False),
+        (["v", 10**400, None, None, None, [], 0.0], False),
+        (["v", float("-inf"), None, None, None, [], 0.0], False),
+        (["v", T0, float("inf"), None, None, [], 0.0], False),
+        (["v", T0, None, None, None, [], float("nan")], False),
     ],
 )
 def test_an_unsigned_json_entry_is_a_hit_only_when_well_formed(

@@ -7,6 +7,7 @@ stale-while-revalidate, ``Age`` headers and invalidation stamps work on every ba
 from __future__ import annotations
 
 import itertools
+import sys
 from typing import NamedTuple
 
 from flask_stash.core.errors import UndecodableEntry
@@ -87,16 +88,34 @@ _FIELD_TYPES = frozenset(
 )
 
 
+_LARGEST = sys.float_info.max
+
+
+def _computable(number: float) -> bool:
+    """Whether the engine's arithmetic on ``number`` cannot raise: finite as a float.
+
+    An integer beyond the float range (``10**400`` in JSON) overflows ``now - created`` and
+    an infinity overflows ``int(age)``; NaN fails both comparisons, so it is refused too.
+    """
+    return -_LARGEST <= number <= _LARGEST
+
+
 def is_well_formed(entry: Entry) -> bool:
-    """Whether the metadata fields have the types the engine relies on.
+    """Whether the metadata fields have the types (and finite numbers) the engine relies on.
 
     Signed entries were written by this library; an unsigned one may have been written by
-    anyone who can reach the backend, and a wrong type there must be a miss, not an error
-    in the middle of a request.
+    anyone who can reach the backend, and a wrong type or an unusable number there must be a
+    miss, not an error in the middle of a request.
     """
     _, created, fresh_until, stale_until, version, tags, cost = entry
     kinds = (type(created), type(fresh_until), type(stale_until), type(version), type(cost))
     if kinds not in _FIELD_TYPES or type(tags) is not tuple:
+        return False
+    if not (_computable(created) and _computable(cost)):
+        return False
+    if not (fresh_until is None or _computable(fresh_until)):
+        return False
+    if not (stale_until is None or _computable(stale_until)):
         return False
     return not tags or all(
         type(tag) is tuple and len(tag) == 2 and type(tag[0]) is type(tag[1]) is str for tag in tags

@@ -72,7 +72,21 @@ def load_settings() -> tuple[float, list[str], list[Target]]:
     targets = [
         Target(m["path"], tuple(m["tests"]), bool(m["enforced"])) for m in settings["modules"]
     ]
+    check_paths_exist(targets)
     return float(settings["threshold"]), list(settings.get("pytest_args", [])), targets
+
+
+def check_paths_exist(targets: list[Target]) -> None:
+    """Stop before mutating when a configured module or test file has moved: pytest would
+    otherwise collect nothing for it and every mutant would count as surviving."""
+    missing = [
+        path
+        for target in targets
+        for path in (target.path, *(test.split("::")[0] for test in target.tests))
+        if not (ROOT / path).exists()
+    ]
+    if missing:
+        sys.exit(f"pyproject.toml [tool.flask_stash.mutation] names missing paths: {missing}")
 
 
 def load_accepted() -> dict[str, str]:

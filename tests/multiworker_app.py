@@ -1,4 +1,5 @@
-"""The app ``test_multiworker.py`` serves with gunicorn: ``tests.multiworker_app:create_app()``.
+"""The app ``flask_layer/test_multiworker.py`` serves with gunicorn:
+``tests.multiworker_app:create_app()``.
 
 Configured from environment variables (gunicorn's ``--env``):
 

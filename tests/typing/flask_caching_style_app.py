@@ -1,6 +1,6 @@
 """An app written the way Flask-Caching's documentation shows, checked by mypy --strict.
 
-Only the two imports below name Flask-Stash: ``tests/test_flask_caching_style_app.py``
+Only the two imports below name Flask-Stash: ``tests/flask_layer/test_flask_caching_style_app.py``
 runs it as it is, then with those imports pointed at Flask-Caching, and expects the same
 behaviour. It uses a subclassed backend with a ``factory``, typed decorators and their
 attributes, ``delete_memoized`` on a cached class method and on memoized methods.

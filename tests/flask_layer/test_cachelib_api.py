@@ -24,8 +24,8 @@ from flask_stash.backends import (
 )
 from flask_stash.testing import FakeClock
 
-from . import servers
-from .flask_layer.conftest import memoized_square
+from .. import servers
+from .conftest import memoized_square
 
 HOST = "127.0.0.1"
 

@@ -26,12 +26,12 @@ from urllib.parse import quote
 
 import pytest
 
-from . import servers
-from .multiworker_app import DB_ENV, init_db
+from .. import servers
+from ..multiworker_app import DB_ENV, init_db
 
 pytestmark = pytest.mark.server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 20
 USER = 7
 FIRST_NAME = "name-initial"

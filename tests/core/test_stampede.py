@@ -23,7 +23,7 @@ from flask_stash.core.memoize import memoize
 from flask_stash.core.store import Store
 from flask_stash.testing import CountingBackend, FakeClock
 
-from . import servers
+from .. import servers
 
 CALLERS = 32
 

@@ -11,7 +11,7 @@ import pytest
 from flask_stash.config import DEFAULTS
 from flask_stash.settings_doc import SECTIONS, SETTINGS
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "config_reference.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "config_reference.py"
 
 
 def load_script() -> ModuleType:

@@ -28,8 +28,8 @@ from flask_stash.core.stats import ERROR
 from flask_stash.core.store import Store
 from flask_stash.testing import BackendContract, FakeClock
 
-from . import servers
-from .servers import HOST
+from .. import servers
+from ..servers import HOST
 
 pytestmark = pytest.mark.server
 

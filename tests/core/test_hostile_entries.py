@@ -25,8 +25,8 @@ from flask_stash.core.signing import parse_integer
 from flask_stash.core.stats import UNDECODABLE
 from flask_stash.core.store import Store
 
-from . import servers
-from .hostile import BLOBS
+from .. import servers
+from ..hostile import BLOBS
 
 Writer = Callable[[str, bytes], None]
 

@@ -18,8 +18,8 @@ from flask_stash.core.serializers import JsonSerializer, PickleSerializer
 from flask_stash.core.stats import UNDECODABLE
 from flask_stash.jinja import make_template_fragment_key
 
-from . import servers
-from .hostile import BLOBS
+from .. import servers
+from ..hostile import BLOBS
 
 Writer = Callable[[str, bytes], None]
 SECRETS = {"signed": {"SECRET_KEY": "dev"}, "unsigned": {}}

@@ -41,7 +41,7 @@ from flask_stash.core.memoize import memoize
 from flask_stash.core.store import Store
 from flask_stash.testing import BackendContract, FakeClock
 
-from . import servers
+from .. import servers
 
 pytestmark = pytest.mark.server
 

@@ -13,7 +13,7 @@ import pytest
 from flask_stash import Cache
 from flask_stash.core.backends.redis_urls import _sentinel_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REPOSITORY = "https://github.com/flask-stash/flask-stash"
 
 if sys.version_info >= (3, 11):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import servers
+from .. import servers
 
 pytestmark = pytest.mark.server
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-SOURCE = Path(__file__).resolve().parent / "typing" / "flask_caching_style_app.py"
+SOURCE = Path(__file__).resolve().parents[1] / "typing" / "flask_caching_style_app.py"
 IMPORTS = {
     "from flask_stash import Cache": "from flask_caching import Cache",
     "from flask_stash.backends.simplecache import SimpleCache": (

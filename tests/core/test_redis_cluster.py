@@ -17,7 +17,7 @@ from flask_stash.core.stats import ERROR
 from flask_stash.core.store import Store
 from flask_stash.testing import BackendContract, FakeClock
 
-from . import servers
+from .. import servers
 from .test_redis import command_stats, commands_between
 
 pytestmark = pytest.mark.server

@@ -18,7 +18,7 @@ from flask_stash.core.errors import ConfigurationError
 from flask_stash.core.stats import KEY_MISMATCH
 from flask_stash.testing import FakeClock
 
-from . import servers
+from .. import servers
 
 LOGGER = "flask_stash"
 

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 import flask_stash
 from flask_stash.core.keys import CallKey, encode
 
-from . import keymodel
-from .keymodel import canon, clone
+from .. import keymodel
+from ..keymodel import canon, clone
 
 P = inspect.Parameter
 
@@ -250,7 +250,7 @@ def test_values_share_an_encoding_iff_they_are_the_same_argument(a: Any, b: Any)
 def test_keys_are_the_same_in_another_process() -> None:
     """Keys must match across workers and restarts: no addresses, tokens or hash seeds."""
     source_root = Path(flask_stash.__file__).resolve().parent.parent  # the code under test
-    repo_root = Path(__file__).resolve().parent.parent
+    repo_root = Path(__file__).resolve().parents[2]
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(source_root), str(repo_root)]),

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from flask_stash.testing import FakeClock
 
-DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo_app.py"
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo_app.py"
 
 
 def load_demo() -> Any:

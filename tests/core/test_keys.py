@@ -165,7 +165,7 @@ def _pinned_samples() -> list[tuple[object, str]]:
     import uuid
     from decimal import Decimal
 
-    from . import keymodel as km
+    from .. import keymodel as km
 
     return [
         (1, "1"),
@@ -225,7 +225,7 @@ def test_qualified_name_falls_back_step_by_step() -> None:
 
     from flask_stash.core.keys import qualified_name
 
-    assert qualified_name(f) == "tests.test_keys.f"
+    assert qualified_name(f) == "tests.core.test_keys.f"
     assert qualified_name(types.SimpleNamespace(__module__="m", __name__="n")) == "m.n"
     assert qualified_name(types.SimpleNamespace(__module__=None, __qualname__="q")) == "?.q"
     nameless = types.SimpleNamespace(__module__="m")
@@ -242,7 +242,7 @@ class Secret:
 
 
 def _look_alikes() -> list[tuple[object, object]]:
-    from . import keymodel as km
+    from .. import keymodel as km
 
     return [
         (km.Point(1, 2), km.OtherPoint(1, 2)),
@@ -331,7 +331,7 @@ def test_a_token_key_still_names_the_class() -> None:
     """Readable in the backend: which type's instances are keyed by identity."""
     import re
 
-    assert re.fullmatch(r"<tests\.test_keys\.Plain@[0-9a-f]{32}>", encode(Plain()))
+    assert re.fullmatch(r"<tests\.core\.test_keys\.Plain@[0-9a-f]{32}>", encode(Plain()))
 
 
 def test_positional_calls_never_bind_the_signature() -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask_stash.core.errors import ConfigurationError
-from flask_stash.core.guard import Protection
+from flask_stash.core.stampede import Protection
 
 #: Every key we read, with Flask-Caching's default (ours where we add keys).
 DEFAULTS: dict[str, Any] = {

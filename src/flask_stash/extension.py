@@ -63,8 +63,8 @@ class Cache:
         check_signing(app, settings, built.store)
         _check_workers(built.store)
         app.extensions.setdefault("cache", {})[self] = built.backend_object
-        app.extensions.setdefault(EXTENSION_KEY, {})[self] = AppState(
-            settings, built.store, built.backend_object
+        app.extensions.setdefault(EXTENSION_KEY, {})[self] = AppState.of(
+            app, settings, built.store, built.backend_object
         )
         requestend.install(app)
         if self.with_jinja2_ext:

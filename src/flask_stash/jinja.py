@@ -22,8 +22,11 @@ from jinja2.ext import Extension
 from jinja2.parser import Parser
 
 from flask_stash.config import normalize_timeout
-from flask_stash.core.guard import get_or_compute
+from flask_stash.core.api import MISS
+from flask_stash.core.engine import Lookup
+from flask_stash.core.pipeline import Plan, fetch, is_pass
 from flask_stash.core.stats import UNDECODABLE
+from flask_stash.state import AppState
 
 if TYPE_CHECKING:
     from flask_stash.extension import Cache
@@ -76,14 +79,37 @@ class CacheExtension(Extension):
             cache.set(key, rendered, seconds)
             return rendered
         state = cache.state()
-        value = get_or_compute(state.store, key, caller, seconds, protect=state.config.protection)
-        if isinstance(value, str):
-            return value
-        # Not a fragment we stored (an unsigned entry someone else wrote): render afresh.
-        state.store.stats.incr(UNDECODABLE)
-        fresh = caller()
-        state.store.set(key, fresh, seconds)
-        return fresh
+        plan = _fragment_plan(state)
+        ticket = fetch(plan, Lookup.of(state.store, key), lambda t: t.keep(caller(), seconds))
+        if ticket.ready:
+            return ticket.value  # type: ignore[no-any-return]
+        try:
+            rendered = caller()
+        except BaseException as error:
+            return ticket.fail(error)  # type: ignore[no-any-return]
+        return ticket.keep(rendered, seconds)
+
+
+def _fragment_plan(state: AppState) -> Plan:
+    """The tag's plan for ``state``: only strings are fragments (anything else under a
+    fragment's key, an unsigned entry someone else wrote, is a miss)."""
+    plan: Plan | None = state.helpers.get(_FRAGMENTS)
+    if plan is None:
+        store = state.store
+
+        def read(where: Lookup) -> tuple[Any, bytes | None]:
+            entry, version = store.read_stored(where.key, where.version_keys)
+            if entry is not MISS and not isinstance(entry.value, str) and not is_pass(entry.value):
+                store.stats.incr(UNDECODABLE)
+                return MISS, version
+            return entry, version
+
+        plan = Plan(store, state.config.protection, "{% cache %}", read=read, spawn=state.spawn)
+        state.helpers[_FRAGMENTS] = plan
+    return plan
+
+
+_FRAGMENTS = "jinja fragments"
 
 
 def install(app: Flask, cache: Cache) -> None:

@@ -11,28 +11,27 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from flask_stash import protocols
 from flask_stash.calls import condition, join_generator, source_hash, staleness
 from flask_stash.config import normalize_timeout
-from flask_stash.core.engine import Lookup, find_counted
-from flask_stash.core.guard import afill, aserve, fill, serve
+from flask_stash.core.api import MISS
+from flask_stash.core.engine import Lookup
 from flask_stash.core.keys import qualified_name
 from flask_stash.core.memoize import MemoizedFunction
+from flask_stash.core.pipeline import ARefresh, Refresh, Ticket, afetch, amiss, fetch, miss
 from flask_stash.protection import protection_for, protection_overrides
 from flask_stash.routed import routed_key, routed_wrapper
 from flask_stash.signals import cache_memoize_hit, cache_memoize_miss
-from flask_stash.state import AppState
+from flask_stash.state import AppState, NamedHelpers
 
 if TYPE_CHECKING:
     from flask_stash.extension import Cache
 
 P = ParamSpec("P")
 R = TypeVar("R")
-_EDGE = object()  # "read through guard.serve": the stale window or early refresh is on
-_FORCED = object()  # the caller asked for a recomputation (forced_update, is_stale)
 
 
 class Memo:
@@ -53,23 +52,26 @@ class Memo:
         self.args_to_ignore: Sequence[str] = options["args_to_ignore"] or ()
         self.overrides = protection_overrides(options)
         self.wrapper: Any = None
+        #: Whether a call needs more than a key and a read (per-call options to test).
+        self.plain = not (self.unless or self.forced_update or self.is_stale or self.make_name)
 
     def helper(self, state: AppState) -> MemoizedFunction:
         """This function's engine helper for ``state``'s store.
 
         With ``make_name``, the name is computed on every call, as Flask-Caching does (it
-        may depend on the request, a tenant...), and each name gets its own helper.
+        may depend on the request, a tenant...); each name gets its own helper, the most
+        recently used of them kept (a bounded table), all counted under one scope.
         """
+        base: MemoizedFunction | None = state.helpers.get(self)
+        if base is None:
+            base = state.helpers.setdefault(self, self._build(state, self._base_name(state)))
         if self.make_name is None:
-            spec: MemoizedFunction | None = state.helpers.get(self)
-            if spec is None:
-                spec = state.helpers.setdefault(self, self._build(state, self._base_name(state)))
-            return spec
+            return base
+        named: NamedHelpers | None = state.helpers.get((self, "named"))
+        if named is None:
+            named = state.helpers.setdefault((self, "named"), NamedHelpers())
         name = str(self.make_name(self._base_name(state)))
-        spec = state.helpers.get((self, name))
-        if spec is None:
-            spec = state.helpers.setdefault((self, name), self._build(state, name))
-        return spec
+        return named.get(name, lambda n: self._build(state, n, base))  # type: ignore[no-any-return]
 
     def _base_name(self, state: AppState) -> str:
         base: str | None = state.helpers.get((self, "base name"))
@@ -84,42 +86,25 @@ class Memo:
     def _hash_method(self, state: AppState) -> Callable[..., Any]:
         return self.hash_method or state.config.hash_method
 
-    def _build(self, state: AppState, name: str) -> MemoizedFunction:
-        ignore = [a for a in self.args_to_ignore if a in inspect.signature(self.fn).parameters]
+    def _build(
+        self, state: AppState, name: str, base: MemoizedFunction | None = None
+    ) -> MemoizedFunction:
+        params = inspect.signature(self.fn).parameters
+        ignore = [a for a in self.args_to_ignore if a in params]
+        call_key = None if base is None else base.call_key
         return MemoizedFunction(
             state.store,
             self.fn,
             self.timeout,
             name,
             ignore,
+            self.storable,
             hash_method=self._hash_method(state),
             protect=protection_for(self.overrides, state),
+            scope=qualified_name(self.fn),
+            call_key=call_key,
+            spawn=state.spawn,
         )
-
-    def lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
-        """``(entry or None, where, version)``; ``where`` is ``None`` when not caching."""
-        state = self.cache.only_state or self.cache.state()
-        if self.unless is not None and self.unless(self.fn, *args, **kwargs):
-            return None, None, None
-        spec = (self.make_name is None and state.helpers.get(self)) or self.helper(state)
-        try:
-            key = spec.key(args, kwargs)
-            vkeys = spec.version_keys(args) if spec.per_instance else spec.function_stamp
-        except Exception as exc:  # a key that cannot be built must not lose the call
-            state.store.policy.handle(exc, "memoize key")
-            return None, None, None
-        if spec.protect.watches_edge:
-            return None, (key, vkeys, spec.name, spec), _EDGE
-        entry, version = None, _FORCED
-        if self.forced_update is None or not self.forced_update(self.fn, *args, **kwargs):
-            entry, version = find_counted(state.store, key, vkeys, spec.hits, spec.misses)
-            if entry is not None and self.is_stale and self.is_stale(entry.value, *args, **kwargs):
-                entry, version = None, _FORCED
-        if state.config.enable_signals:
-            self.signal(spec, entry is not None, args, kwargs)
-        if entry is not None:
-            return entry, None, None
-        return None, (key, vkeys, spec.name, spec), version
 
     def signal(
         self,
@@ -134,36 +119,61 @@ class Memo:
         user_key = user_key or spec.user_key(args, kwargs)
         signal.send(cache=self.cache, cache_key=user_key, f=self.fn, args=args, kwargs=kwargs)
 
-    def compute(self, where: tuple[Any, ...] | None, run: Callable[[], Any], version: Any) -> Any:
-        """A miss: run the function once for all concurrent callers and store the result."""
-        if where is None:  # not caching this call (unless, or no key could be built)
-            return join_generator(run())
+    def ticket(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Ticket | None:
+        """The call's ticket (a hit, or the duty to compute); ``None``: not cached."""
         state = self.cache.only_state or self.cache.state()
-        spec: MemoizedFunction = where[3]
-        lookup = Lookup(*where[:3])
-        timeout = self.wrapper.cache_timeout
-        produce = lambda: join_generator(run())  # noqa: E731
-        if version is _EDGE:
-            return serve(state.store, lookup, produce, timeout, spec.protect, self.storable)
-        if version is _FORCED:  # forced_update / is_stale: recompute even if fresh
-            return fill(state.store, lookup, produce, timeout, None, spec.protect, self.storable,
-                        recheck=False)  # fmt: skip
-        return fill(state.store, lookup, produce, timeout, version, spec.protect, self.storable)
+        fn = self.fn
+        if self.unless is not None and self.unless(fn, *args, **kwargs):
+            return None
+        spec = self.helper(state)
+        try:
+            where = Lookup(spec.key(args, kwargs), spec.version_keys(args), spec.plan.scope)
+        except Exception as exc:  # a key that cannot be built must not lose the call
+            state.store.policy.handle(exc, "memoize key")
+            return None
+        if self.forced_update is not None and self.forced_update(fn, *args, **kwargs):
+            ticket = miss(spec.plan, where, None, recheck=False)
+        else:
+            ticket = fetch(spec.plan, where, self._refresher(args, kwargs))
+            if ticket.ready and self.is_stale and self.is_stale(ticket.value, *args, **kwargs):
+                ticket = miss(spec.plan, where, ticket.version, recheck=False)
+        if state.config.enable_signals:
+            self.signal(spec, ticket.ready, args, kwargs)
+        return ticket
 
-    async def acompute(
-        self, where: tuple[Any, ...] | None, run: Callable[[], Awaitable[Any]], version: Any
-    ) -> Any:
-        if where is None:
-            return await run()
+    async def aticket(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Ticket | None:
+        """:meth:`ticket` for coroutine functions."""
         state = self.cache.only_state or self.cache.state()
-        spec: MemoizedFunction = where[3]
-        timeout, lookup = self.wrapper.cache_timeout, Lookup(*where[:3])
-        if version is _EDGE:
-            return await aserve(state.store, lookup, run, timeout, spec.protect, self.storable)
-        if version is _FORCED:  # forced_update / is_stale: recompute even if fresh
-            return await afill(state.store, lookup, run, timeout, None, spec.protect,
-                               self.storable, recheck=False)  # fmt: skip
-        return await afill(state.store, lookup, run, timeout, version, spec.protect, self.storable)
+        fn = self.fn
+        if self.unless is not None and self.unless(fn, *args, **kwargs):
+            return None
+        spec = self.helper(state)
+        try:
+            where = Lookup(spec.key(args, kwargs), spec.version_keys(args), spec.plan.scope)
+        except Exception as exc:
+            state.store.policy.handle(exc, "memoize key")
+            return None
+        if self.forced_update is not None and self.forced_update(fn, *args, **kwargs):
+            ticket = await amiss(spec.plan, where, None, recheck=False)
+        else:
+            ticket = await afetch(spec.plan, where, self._arefresher(args, kwargs))
+            if ticket.ready and self.is_stale and self.is_stale(ticket.value, *args, **kwargs):
+                ticket = await amiss(spec.plan, where, ticket.version, recheck=False)
+        if state.config.enable_signals:
+            self.signal(spec, ticket.ready, args, kwargs)
+        return ticket
+
+    def _refresher(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Refresh:
+        def refresh(ticket: Ticket) -> None:
+            ticket.keep(join_generator(self.fn(*args, **kwargs)), self.wrapper.cache_timeout)
+
+        return refresh
+
+    def _arefresher(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ARefresh:
+        async def refresh(ticket: Ticket) -> None:
+            ticket.keep(await self.fn(*args, **kwargs), self.wrapper.cache_timeout)
+
+        return refresh
 
     def storable(self, value: Any) -> bool:
         if value is None and not self.cache_none:
@@ -231,60 +241,73 @@ def memoize(
 
 
 def _wrapper(memo: Memo) -> Callable[..., Any]:
-    fn, lookup, compute, cache = memo.fn, memo.lookup, memo.compute, memo.cache
-    # Without per-call options, a hit in the one-app case is a key, one read and a
-    # counter: the options are not re-tested on every call (this is the hot path).
-    plain = memo.unless is None and memo.forced_update is None and memo.is_stale is None
-    plain = plain and memo.make_name is None
-
-    # (state, helper, its key function, store, hit and miss counters, function stamp or
-    # None for methods), bound once the fast path applies to the app.
+    fn, cache = memo.fn, memo.cache
+    # (state, helper, its key function, store, clock, plan, function stamp or None for
+    # methods), bound once the fast path applies: without per-call options, a hit in the
+    # one-app case is a key, one read and a counter (this is the hot path).
     bound: list[Any] = [None]
 
     def rebind() -> tuple[Any, ...] | None:
         state = cache.only_state
-        if not plain or state is None or state.config.enable_signals:
+        if not memo.plain or state is None or state.config.enable_signals:
             return None
-        spec: MemoizedFunction | None = state.helpers.get(memo)
-        if spec is None or not spec.lean:
+        spec = memo.helper(state)
+        if not spec.lean:
             return None
         stamp = None if spec.per_instance else spec.function_stamp
-        bound[0] = (state, spec, spec.key, spec.store, spec.hits, spec.misses, stamp)
-        return bound[0]  # type: ignore[no-any-return]
+        fast = (state, spec, spec.key, spec.store, spec.store.clock, spec.plan, stamp)
+        bound[0] = fast
+        return fast
 
     def memoized(*args: Any, **kwargs: Any) -> Any:
         fast = bound[0]
         if fast is None or fast[0] is not cache.only_state:
             fast = rebind()
+        ticket: Ticket | None
         if fast is not None:
-            _, spec, key_of, store, hits, misses, stamp = fast
+            _, spec, key_of, store, clock, plan, stamp = fast
             try:
                 key = key_of(args, kwargs)
             except Exception:  # the full path reports it
                 key = None
-            if key is not None:
-                vkeys = stamp if stamp is not None else spec.version_keys(args)
-                entry, version = find_counted(store, key, vkeys, hits, misses)
-                if entry is not None:
-                    return entry.value
-                where = (key, vkeys, spec.name, spec)
-                return compute(where, lambda: fn(*args, **kwargs), version)
-        entry, where, version = lookup(args, kwargs)
-        if entry is not None:
-            return entry.value
-        return compute(where, lambda: fn(*args, **kwargs), version)
+        if fast is not None and key is not None:
+            vkeys = stamp if stamp is not None else spec.version_keys(args)
+            entry, version = store.read_stored(key, vkeys)
+            if entry is not MISS and (entry.fresh_until is None or clock() < entry.fresh_until):
+                next(plan.hits)
+                return entry.value
+            next(plan.misses)
+            last = None if entry is MISS else entry
+            ticket = miss(plan, Lookup(key, vkeys, plan.scope), version, last=last)
+        else:
+            ticket = memo.ticket(args, kwargs)
+            if ticket is None:  # not cached: unless, or no key could be built
+                return join_generator(fn(*args, **kwargs))
+        if ticket.ready:
+            return ticket.value
+        try:  # computed in this frame: two frames per recursion level
+            value = join_generator(fn(*args, **kwargs))
+        except BaseException as error:
+            return ticket.fail(error)
+        return ticket.keep(value, memoized.cache_timeout)  # type: ignore[attr-defined]
 
     return memoized
 
 
 def _async_wrapper(memo: Memo) -> Callable[..., Any]:
-    fn, lookup, acompute = memo.fn, memo.lookup, memo.acompute
+    fn = memo.fn
 
     async def memoized(*args: Any, **kwargs: Any) -> Any:
-        entry, where, version = lookup(args, kwargs)
-        if entry is not None:
-            return entry.value
-        return await acompute(where, lambda: fn(*args, **kwargs), version)
+        ticket = await memo.aticket(args, kwargs)
+        if ticket is None:
+            return await fn(*args, **kwargs)
+        if ticket.ready:
+            return ticket.value
+        try:
+            value = await fn(*args, **kwargs)
+        except BaseException as error:
+            return ticket.fail(error)
+        return ticket.keep(value, memoized.cache_timeout)  # type: ignore[attr-defined]
 
     return memoized
 

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from flask_stash.core.guard import Protection
+from flask_stash.core.stampede import Protection
 from flask_stash.state import AppState
 
 #: Decorator keyword -> ``Protection`` field.

@@ -12,7 +12,6 @@ from werkzeug.exceptions import HTTPException, abort, default_exceptions
 _RESPONSE = "flask-stash/response"
 _ABORT = "flask-stash/abort"
 _VARY = "flask-stash/vary"
-_PASS = "flask-stash/pass"
 _PER_HIT = frozenset({"age", "x-cache"})
 
 
@@ -77,15 +76,6 @@ def freeze_vary(names: tuple[str, ...]) -> tuple[Any, ...]:
     return (_VARY, names, None)
 
 
-def freeze_pass() -> tuple[Any, ...]:
-    """The marker stored under a key whose last response could not be stored."""
-    return (_PASS, None, None)
-
-
-def is_pass(value: Any) -> bool:
-    return type(value) is tuple and value[:1] == (_PASS,)
-
-
 def vary_of(value: Any) -> tuple[str, ...] | None:
     if type(value) is not tuple or value[:1] != (_VARY,) or len(value) != 3:
         return None
@@ -126,6 +116,12 @@ def freeze_abort(error: HTTPException) -> tuple[Any, ...]:
 
 def is_frozen(value: Any) -> bool:
     return type(value) is tuple and len(value) >= 3 and value[0] in (_RESPONSE, _ABORT)
+
+
+def is_view_only(value: Any) -> bool:
+    """Whether ``value`` belongs to a routed view only (a frozen response or a ``Vary``
+    marker): a plain function cached under the same key must not return it."""
+    return (is_frozen(value) and value[0] == _RESPONSE) or vary_of(value) is not None
 
 
 def thaw(app: Flask, value: Any) -> Response:

@@ -9,13 +9,14 @@ Store: a miss runs the view and hands its response to Flask; the copy to store i
 then, but written only when the request ends (:mod:`flask_stash.requestend`), once the
 ``after_request`` handlers ran and the session was saved, and only if the *final* response
 passes the HTTP rules of :mod:`flask_stash.http` (no ``Set-Cookie``, no ``no-store``...;
-its ``Vary`` chooses the variant). The request that computes a key holds its single-flight
-claim and backend lock until then, so concurrent misses still run the view once.
+its ``Vary`` chooses the variant). The request that computes a key holds its pipeline
+ticket (single-flight claim and backend lock) until then, so concurrent misses still run
+the view once. Hits, stale serves, refreshes, fail-safe and hit-for-pass are the
+pipeline's (:mod:`flask_stash.core.pipeline`); this module supplies the view's hooks.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,23 +26,18 @@ from werkzeug.exceptions import HTTPException
 
 from flask_stash import audit, http, privacy, requestend, responses, viewstore
 from flask_stash.calls import join_generator
-from flask_stash.core.api import MISS, SupportsLock
-from flask_stash.core.engine import Counter, Lookup, find_counted
+from flask_stash.core.api import MISS, Miss
+from flask_stash.core.engine import Lookup
 from flask_stash.core.entry import Entry
-from flask_stash.core.guard import REFRESH_ERROR, STALE, Protection, executor_for
-from flask_stash.core.locking import BackendLock, take_turn
-from flask_stash.core.stats import HIT, MISS_EVENT, UNDECODABLE
+from flask_stash.core.pipeline import Plan, Ticket, fetch, is_pass, miss
+from flask_stash.core.stampede import Protection
+from flask_stash.core.stats import UNDECODABLE
 from flask_stash.protection import protection_for
 from flask_stash.signals import cache_view_hit, cache_view_miss
 from flask_stash.state import AppState
 
-logger = logging.getLogger("flask_stash")
-
 if TYPE_CHECKING:
     from flask_stash.views import CachedView
-
-Release = Callable[[], None]
-_PASSED = object()  # found() saw a pass marker
 
 
 @dataclass(frozen=True)
@@ -67,9 +63,8 @@ class Settings:
     ignored_cookies: tuple[str, ...]
     identity_headers: tuple[str, ...]
     protect: Protection
-    #: The view's hit and miss counters, looked up once (``next()`` counts one).
-    hits: Counter
-    misses: Counter
+    #: The view's pipeline plan; each call derives its own reader from it.
+    plan: Plan
 
     @classmethod
     def of(cls, view: CachedView, state: AppState) -> Settings:
@@ -87,8 +82,13 @@ class Settings:
             ignored_cookies=state.config.view_private_ignore_cookies,
             identity_headers=state.config.view_private_headers,
             protect=protection_for(view.overrides, state),
-            hits=state.store.stats.counter(HIT, view.scope),
-            misses=state.store.stats.counter(MISS_EVENT, view.scope),
+            plan=Plan(
+                state.store,
+                protection_for(view.overrides, state),
+                view.scope,
+                spawn=_in_request_context(state),
+                shares_values=False,
+            ),
         )
 
 
@@ -123,6 +123,51 @@ class Call:
     def lookup(self, key: str) -> Lookup:
         store = self.state.store
         return Lookup(store.backend_key(key), self.stamps, self.view.scope)
+
+    def plan(self) -> Plan:
+        """The view's plan, reading as this request must (its ``Vary`` variant)."""
+        return self.settings.plan.derive(read=self.read)
+
+    def read(self, where: Lookup) -> tuple[Entry | Miss, bytes | None]:
+        """The pipeline's reader: the page for this request, or a miss for anything that
+        cannot be replayed as one (a plain value stored under the view's key, an unsigned
+        look-alike, a page the view's ``is_stale`` rejects)."""
+        entry, version = _read_page(self, self.key, where)
+        if entry is MISS or is_pass(entry.value):
+            return entry, version
+        names = responses.vary_of(entry.value)
+        if names is not None:
+            variant = viewstore.variant_key(self.key, names)
+            entry, version = _read_page(self, variant, self.lookup(variant))
+            if entry is MISS or is_pass(entry.value):
+                return entry, version
+        store = self.state.store
+        if not responses.is_frozen(entry.value) or (
+            not store.entries_signed and not responses.is_replayable(entry.value)
+        ):
+            store.stats.incr(UNDECODABLE)  # not a page (a plain value, or a look-alike)
+            return MISS, version
+        view = self.view
+        if view.is_stale is not None and view.stale_for(self.app, entry.value, self.args,
+                                                         self.kwargs):  # fmt: skip
+            return MISS, version
+        return entry, version
+
+
+def _read_page(call: Call, key: str, where: Lookup) -> tuple[Entry | Miss, bytes | None]:
+    if call.view.cache.redefined:
+        return viewstore.read_through_methods(call, key), None
+    return call.state.store.read_stored(where.key, where.version_keys)
+
+
+def _in_request_context(state: AppState) -> Callable[[Callable[[], None]], None]:
+    """Background work of a view (a stale page's re-run): in a copy of the request's
+    context, taken now, in the request."""
+
+    def spawn(job: Callable[[], None]) -> None:
+        state.store.stampede.run_in_background(copy_current_request_context(job))
+
+    return spawn
 
 
 def settings_for(view: CachedView, state: AppState) -> Settings:
@@ -188,153 +233,19 @@ def serve(call: Call) -> Any:
 def _serve(call: Call) -> Any:
     if not http.request_is_cacheable(call.request, call.settings.honor_no_cache):
         return call.run()
-    key = call.key
-    forced = call.view.forced(call.args, call.kwargs)
-    entry = None if forced else _lookup(call, key, stale_ok=call.settings.protect.stale > 0)
-    passing = entry is not None and responses.is_pass(entry.value)
+    plan, where = call.plan(), call.lookup(call.key)
+    store_ok = http.request_may_store(call.request)  # HEAD, Range: served, never stored
+    if call.view.forced(call.args, call.kwargs):
+        ticket = miss(plan, where, None, recheck=False, store_ok=store_ok)
+    else:
+        ticket = fetch(plan, where, lambda t: _respond(call, t, at_request_end=False),
+                       store_ok=store_ok)  # fmt: skip
     if call.state.config.enable_signals:
-        signal = cache_view_miss if entry is None or passing else cache_view_hit
+        signal = cache_view_hit if ticket.ready else cache_view_miss
         signal.send(cache=call.view.cache, cache_key=call.key, args=call.args, kwargs=call.kwargs)
-    if entry is None:
-        return _miss_once(call, recheck=not forced)
-    if passing:  # its last response was refused: run it now, nobody to wait for
-        return _respond(call, _nothing)
-    if entry.is_fresh(call.state.store.clock()):
-        return _hit(call, entry)
-    call.state.store.stats.incr(STALE, call.view.scope)
-    _refresh_later(call)
-    return _hit(call, entry, "STALE")
-
-
-def _refresh_later(call: Call) -> None:
-    """Re-run the view in the background (one refresh per key) and store its response.
-
-    No ``after_request`` handler runs in a background refresh: the response is judged by
-    what the view itself returned.
-    """
-    store, claim = call.state.store, call.key + ":refresh"
-    if not store.flights.try_lead(claim):
-        return
-    lock = BackendLock(store, call.lookup(call.key).key + ":lock", call.settings.protect)
-
-    @copy_current_request_context
-    def refresh() -> None:
-        locking = isinstance(store.backend, SupportsLock)
-        try:
-            if locking and not lock.acquire():
-                return  # another process refreshes it
-            _respond(call, lock.release if locking else _nothing, at_request_end=False)
-        except Exception:
-            store.stats.incr(REFRESH_ERROR, call.view.scope)
-            logger.warning("background refresh of %s failed", call.view.scope, exc_info=True)
-        finally:
-            store.flights.release(claim)
-
-    try:
-        executor_for(store).submit(refresh)
-    except RuntimeError:  # shutting down
-        store.flights.release(claim)
-
-
-def _nothing() -> None:
-    pass
-
-
-def _miss_once(call: Call, recheck: bool) -> Any:
-    """Concurrent misses of one key run the view once: in this process, and across
-    processes on backends that can lock.
-
-    The request that runs the view keeps its claim until its response is stored (or
-    refused) at the end of the request. The others wait for it (a bounded time), then read
-    the entry it stored; when it stored nothing (an uncacheable response), each runs the
-    view itself. Responses are never shared between requests, only the stored copy is.
-    """
-    if not http.request_may_store(call.request):
-        return _respond(call, None)  # HEAD, Range: served, never stored
-    protect = call.settings.protect
-    if not protect.single_flight:
-        return _respond(call, _nothing)
-    if requestend.holds(call.key):  # the view re-entered itself: never wait on our own claim
-        return _respond(call, None)
-    store = call.state.store
-    if not store.flights.try_lead(call.key):
-        store.flights.wait(call.key, protect.lock_wait)
-        entry = _lookup(call, call.key)
-        if entry is None or responses.is_pass(entry.value):
-            return _respond(call, _nothing)
-        return _hit(call, entry)
-    requestend.claim(call.key)
-
-    def release_flight() -> None:
-        requestend.unclaim(call.key)
-        store.flights.release(call.key)
-
-    def found() -> tuple[bool, Any]:  # stored (or refused) by another process meanwhile?
-        entry = _lookup(call, call.key)
-        if entry is None:
-            return False, None
-        return True, _PASSED if responses.is_pass(entry.value) else _hit(call, entry)
-
-    try:
-        turn = take_turn(store, call.lookup(call.key), protect, found, recheck)
-    except BaseException:
-        release_flight()
-        raise
-    if turn.found:
-        release_flight()
-        return _respond(call, _nothing) if turn.value is _PASSED else turn.value
-    return _respond(call, _both(turn.release, release_flight))
-
-
-def _both(first: Release, second: Release) -> Release:
-    def release() -> None:
-        try:
-            first()
-        finally:
-            second()
-
-    return release
-
-
-def _lookup(call: Call, key: str, stale_ok: bool = False) -> Entry | None:
-    read = _servable if stale_ok else _fresh
-    entry = read(call, key)
-    names = None if entry is None else responses.vary_of(entry.value)
-    if names is not None:
-        entry = read(call, viewstore.variant_key(key, names))
-    if entry is None or responses.is_pass(entry.value):
-        return entry
-    store = call.state.store
-    if not store.entries_signed and not responses.is_replayable(entry.value):
-        store.stats.incr(UNDECODABLE)  # an unsigned entry someone else wrote
-        return None
-    if call.view.is_stale is not None and call.view.stale_for(
-        call.app, entry.value, call.args, call.kwargs
-    ):
-        return None
-    return entry
-
-
-def _fresh(call: Call, key: str) -> Entry | None:
-    if call.view.cache.redefined:
-        return viewstore.read_through_methods(call, key)
-    store, settings = call.state.store, call.settings
-    bkey = store.backend_key(key)
-    return find_counted(store, bkey, call.stamps, settings.hits, settings.misses)[0]
-
-
-def _servable(call: Call, key: str) -> Entry | None:
-    """The entry if fresh, or stale but inside its stale window (a hit either way)."""
-    if call.view.cache.redefined:
-        return viewstore.read_through_methods(call, key)
-    store = call.state.store
-    where = call.lookup(key)
-    entry, _ = store.read_stored(where.key, where.version_keys)
-    if entry is MISS or not entry.is_servable(store.clock()):
-        store.stats.incr(MISS_EVENT, call.view.scope)
-        return None
-    store.stats.incr(HIT, call.view.scope)
-    return entry
+    if ticket.ready:
+        return _hit(call, ticket.entry, "STALE" if ticket.stale else "HIT")  # type: ignore[arg-type]
+    return _respond(call, ticket)
 
 
 def _hit(call: Call, entry: Entry, label: str = "HIT") -> Response:
@@ -348,35 +259,31 @@ def _hit(call: Call, entry: Entry, label: str = "HIT") -> Response:
     return http.finish_hit(response, call.request, entry.age(now), call.label(label))
 
 
-def _respond(call: Call, release: Release | None, at_request_end: bool = True) -> Any:
-    """Run the view; unless ``release`` is ``None``, prepare its response for storing.
-
-    ``release`` ends this caller's claim on the key: called once the response is stored
-    or refused, at the end of the request (``at_request_end``) or at once, and whenever
-    anything here raises (releasing twice is harmless).
-    """
+def _respond(call: Call, ticket: Ticket, at_request_end: bool = True) -> Any:
+    """Run the view and hand its response to ``ticket``: stored when the request ends
+    (``at_request_end``) or at once (a background refresh), or refused."""
     auditing = at_request_end and call.state.config.key_audit and call.app.debug
     try:
-        value, reads = _run(call, auditing, joining=release is not None)
+        value, reads = _run(call, auditing, joining=ticket.stores)
         response: Response = call.app.make_response(value)
         touched = http.session_touched()
         if reads is not None:
             requestend.defer(response, _AuditReport(call, reads, touched))
-        if release is not None:
-            pending = viewstore.prepare(call, value, response, touched, release)
+        if ticket.stores:
+            pending = viewstore.prepare(call, value, response, touched, ticket)
             if pending is not None and at_request_end:
                 requestend.defer(response, pending, holds_claim=True)
             elif pending is not None:  # a background refresh: no after_request handler runs
                 pending.store(pending.vary)
+        else:
+            ticket.refuse(marker=False)
     except HTTPException as error:
-        if release is not None:
-            call.view.keep_abort(call.state, call.lookup(call.key), error)
-            release()
+        call.view.keep_abort(call.state, ticket, error)
         raise
-    except BaseException:
-        if release is not None:
-            release()
-        raise
+    except BaseException as error:
+        last = ticket.last
+        ticket.fail(error)  # raises unless the fail-safe serves the last good page
+        return _hit(call, last, "STALE")  # type: ignore[arg-type]
     http.mark(response, call.label("MISS"))
     return http.conditional(response, request)
 

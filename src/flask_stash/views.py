@@ -23,9 +23,10 @@ from flask_stash import http, privacy, responses, viewpath
 from flask_stash.audit import Auditor
 from flask_stash.calls import condition, join_generator, source_hash, staleness
 from flask_stash.config import normalize_timeout
-from flask_stash.core.engine import Lookup, find, save
-from flask_stash.core.guard import fill
+from flask_stash.core.api import MISS
+from flask_stash.core.engine import Lookup
 from flask_stash.core.keys import qualified_name
+from flask_stash.core.pipeline import Plan, Ticket, fetch, miss
 from flask_stash.protection import protection_for, protection_overrides
 from flask_stash.protocols import CachedFunction
 from flask_stash.signals import cache_view_hit, cache_view_miss
@@ -204,36 +205,53 @@ class CachedView:
         self, app: Any, state: AppState, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """Flask-Caching's semantics for a function that is not the request's view."""
+        plan = self._function_plan(state)
         where = Lookup(state.store.backend_key(key), (), self.scope)
-        entry, recheck = None, False
-        if not self.forced(args, kwargs):
-            entry, _ = find(state.store, *where)
-            recheck = entry is None
-            if entry is not None and not _replayable(state, entry.value):
-                entry = None  # an unsigned look-alike someone else wrote: recompute
-            if entry is not None and self.stale_for(app, entry.value, args, kwargs):
-                entry = None
+        run = app.ensure_sync(self.fn)
+        if self.forced(args, kwargs):
+            ticket = miss(plan, where, None, recheck=False)
+        else:
+            ticket = fetch(plan, where, lambda t: self._recompute(t, run, args, kwargs))
+            if ticket.ready and self.stale_for(app, ticket.value, args, kwargs):
+                ticket = miss(plan, where, ticket.version, recheck=False)
         if state.config.enable_signals:
-            signal = cache_view_miss if entry is None else cache_view_hit
+            signal = cache_view_hit if ticket.ready else cache_view_miss
             signal.send(cache=self.cache, cache_key=key, args=args, kwargs=kwargs)
-        if entry is not None:
-            if responses.is_frozen(entry.value):
-                return responses.thaw(app, entry.value)  # a stored abort() is raised again
+        if ticket.ready:
+            if responses.is_frozen(ticket.value):
+                return responses.thaw(app, ticket.value)  # a stored abort() is raised again
             self.indicate_hit(None)
-            return entry.value
+            return ticket.value
+        try:
+            value = join_generator(run(*args, **kwargs))
+        except HTTPException as error:
+            self.keep_abort(state, ticket, error)
+            raise
+        except BaseException as error:
+            return ticket.fail(error)
+        return ticket.keep(value, self.wrapper.cache_timeout)
 
-        def produce() -> Any:
-            try:
-                return join_generator(app.ensure_sync(self.fn)(*args, **kwargs))
-            except HTTPException as error:
-                self.keep_abort(state, where, error)
-                raise
+    def _recompute(
+        self, ticket: Ticket, run: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """A background refresh of a plain function's value (in the app's context)."""
+        ticket.keep(join_generator(run(*args, **kwargs)), self.wrapper.cache_timeout)
 
-        protect = protection_for(self.overrides, state)
-        timeout = self.wrapper.cache_timeout
-        return fill(
-            state.store, where, produce, timeout, None, protect, self.storable, recheck=recheck
-        )
+    def _function_plan(self, state: AppState) -> Plan:
+        plan: Plan | None = state.helpers.get((self, "function plan"))
+        if plan is None:
+            store = state.store
+
+            def read(where: Lookup) -> tuple[Any, bytes | None]:
+                entry, version = store.read_stored(where.key, where.version_keys)
+                if entry is not MISS and not _plain_value(state, entry.value):
+                    return MISS, version  # a page a routed view stored under this key
+                return entry, version
+
+            plan = Plan(store, protection_for(self.overrides, state), self.scope,
+                        storable=self.storable, read=read, spawn=state.spawn)  # fmt: skip
+            state.helpers[(self, "function plan")] = plan
+        return plan
 
     def storable(self, value: Any) -> bool:
         return (value is not None or self.cache_none) and self.accepts(value)
@@ -283,10 +301,18 @@ class CachedView:
             response.headers[HIT_HEADER] = "True"
             return response
 
-    def keep_abort(self, state: AppState, where: Lookup, error: HTTPException) -> None:
-        if error.code in self.statuses_for(state) and self.accepts(error.get_response()):
-            frozen = responses.freeze_abort(error)
-            save(state.store, where, frozen, self.wrapper.cache_timeout, None)
+    def keep_abort(self, state: AppState, ticket: Ticket, error: HTTPException) -> None:
+        """End ``ticket`` for an ``abort()``: stored when its status is listed (negative
+        caching, raised again on each hit), else refused."""
+        if not ticket.stores:
+            ticket.refuse(marker=False)
+        elif error.code in self.statuses_for(state) and self.accepts(error.get_response()):
+            ticket.write(
+                ticket.where.key, responses.freeze_abort(error), self.wrapper.cache_timeout
+            )
+            ticket.stored()
+        else:
+            ticket.refuse()
 
     def accepts(self, value: Any) -> bool:
         return self.response_filter is None or bool(self.response_filter(value))
@@ -407,9 +433,12 @@ def cached(
     return decorate
 
 
-def _replayable(state: AppState, value: Any) -> bool:
-    """Whether a stored value may be returned: anything but a malformed frozen response
-    in an unsigned store (signed entries were written by this library)."""
+def _plain_value(state: AppState, value: Any) -> bool:
+    """Whether a stored value may be returned by a plain function: anything but a routed
+    view's page, or a malformed frozen ``abort()`` in an unsigned store (signed entries
+    were written by this library)."""
+    if responses.is_view_only(value):
+        return False
     if state.store.entries_signed or not responses.is_frozen(value):
         return True
     return responses.is_replayable(value)

@@ -3,38 +3,34 @@
 The copy is taken when the view returns (:func:`prepare`) and written when the response
 leaves (:class:`PendingStore`, a :mod:`flask_stash.requestend` task): only if the final
 response, after every ``after_request`` handler and the session save, passes the HTTP
-rules, under the variant its final ``Vary`` names. A refused response marks the key "pass"
-for a while (hit-for-miss). With a ``Cache`` subclass that redefines ``get``/``set``, pages
-are read and written through those methods, as Flask-Caching's decorators do.
+rules, under the variant its final ``Vary`` names, through the call's pipeline ticket
+(version stamps, jitter, stale window). A refused response ends the ticket as "pass"
+(hit-for-pass). With a ``Cache`` subclass that redefines ``get``/``set``, pages are read
+and written through those methods, as Flask-Caching's decorators do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flask import Response, request
 
 from flask_stash import http, responses, routed
-from flask_stash.core.engine import save
+from flask_stash.core.api import MISS, Miss
 from flask_stash.core.entry import Entry
 from flask_stash.core.errors import BackendError
+from flask_stash.core.pipeline import PASS_VALUE, Ticket
+from flask_stash.core.stampede import PASS_SECONDS
 
 if TYPE_CHECKING:
     from flask_stash.viewpath import Call
 
-Release = Callable[[], None]
-#: Seconds a key whose response was refused for storing is marked "pass": requests then run
-#: the view at once, without waiting for another's computation, and still store a response
-#: that may be stored (Varnish's hit-for-miss).
-PASS_SECONDS = 10.0
-
 
 def prepare(
-    call: Call, value: Any, response: Response, touched: bool, release: Release
+    call: Call, value: Any, response: Response, touched: bool, ticket: Ticket
 ) -> PendingStore | None:
-    """The copy of ``response`` to store when the request ends, or ``None`` (released)."""
+    """The copy of ``response`` to store when the request ends, or ``None`` (refused)."""
     view = call.view
     refused = (
         not view.accepts(value)
@@ -43,7 +39,7 @@ def prepare(
     )
     body = None if refused else responses.buffered_body(response, call.settings.max_buffer)
     if body is None:
-        refuse(call, release)
+        refuse(call, ticket)
         return None
     store = call.state.store
     http.add_validators(response, body, store.clock())
@@ -55,7 +51,7 @@ def prepare(
         http.mark_private(response, call.request, call.settings.identity_headers)
     frozen = responses.freeze(response, body)
     return PendingStore(call, frozen, response.status_code, http.vary_names(response), timeout,
-                        release)  # fmt: skip
+                        ticket)  # fmt: skip
 
 
 @dataclass
@@ -68,23 +64,23 @@ class PendingStore:
     #: The ``Vary`` names of the view's own response (a background refresh stores by them).
     vary: tuple[str, ...]
     timeout: Any
-    release: Release
+    ticket: Ticket
 
     def finish(self, response: Response) -> None:
         names = self._final_vary(response)
         if names is None:
-            refuse(self.call, self.release)
+            refuse(self.call, self.ticket)
         else:
             self.store(names)
 
     def abandon(self) -> None:
-        self.release()
+        self.ticket.abandon()
 
     def store(self, names: tuple[str, ...]) -> None:
         try:
-            _store(self.call, self.frozen, names, self.timeout)
+            _store(self.call, self.frozen, names, self.timeout, self.ticket)
         finally:
-            self.release()
+            self.ticket.stored()  # no-op if already ended
 
     def _final_vary(self, response: Response) -> tuple[str, ...] | None:
         """The final response's ``Vary`` names, or ``None`` if it must not be stored."""
@@ -98,35 +94,35 @@ class PendingStore:
         return http.vary_names(response)
 
 
-def refuse(call: Call, release: Release) -> None:
-    """Mark the key "pass" (the view's responses cannot be stored), then end the claim."""
+def refuse(call: Call, ticket: Ticket) -> None:
+    """End the ticket as "pass" (the view's response cannot be stored)."""
+    if not call.view.cache.redefined:
+        ticket.refuse()
+        return
     try:
-        if call.view.cache.redefined:
-            _write_through_methods(call, call.key, responses.freeze_pass(), PASS_SECONDS)
-        else:
-            save(call.state.store, call.lookup(call.key), responses.freeze_pass(), PASS_SECONDS,
-                 None)  # fmt: skip
+        if ticket.stores:
+            _write_through_methods(call, call.key, PASS_VALUE, PASS_SECONDS)
     finally:
-        release()
+        ticket.refuse(marker=False)
 
 
-def _store(call: Call, frozen: tuple[Any, ...], names: tuple[str, ...], timeout: Any) -> None:
+def _store(
+    call: Call, frozen: tuple[Any, ...], names: tuple[str, ...], timeout: Any, ticket: Ticket
+) -> None:
     if call.private:  # the key already holds every credential: no variant per cookie
         covered = {"cookie", *(name.lower() for name in call.settings.identity_headers)}
         names = tuple(name for name in names if name not in covered)
-    protect = call.settings.protect
-    store = call.state.store
 
-    def keep(store_key: str, value: Any) -> None:
+    def keep(store_key: str, value: Any) -> bool:
         if call.view.cache.redefined:
             _write_through_methods(call, store_key, value, timeout)
-            return
-        save(store, call.lookup(store_key), value, timeout, None, stale=protect.stale,
-             keep=protect.fail_safe)  # fmt: skip
+            return True
+        return isinstance(ticket.write(call.lookup(store_key).key, value, timeout), bytes)
 
     key = call.key
     if names:
-        keep(key, responses.freeze_vary(names))
+        if not keep(key, responses.freeze_vary(names)):
+            return  # invalidated meanwhile, or the backend failed: no orphan variant
         key = variant_key(key, names)
     keep(key, frozen)
 
@@ -134,7 +130,7 @@ def _store(call: Call, frozen: tuple[Any, ...], names: tuple[str, ...], timeout:
 # -- through a Cache subclass's own get/set (Flask-Caching's flow, see routed.py) ---------
 
 
-def read_through_methods(call: Call, key: str) -> Entry | None:
+def read_through_methods(call: Call, key: str) -> Entry | Miss:
     """The stored ``(value, created)`` read with the subclass's ``get`` (fresh or nothing:
     no stale window on this path)."""
     try:
@@ -142,10 +138,8 @@ def read_through_methods(call: Call, key: str) -> Entry | None:
     except BackendError:  # the stamps could not be read (already counted and logged)
         found = None
     if type(found) is tuple and len(found) == 2 and type(found[1]) is float:
-        next(call.settings.hits)
         return Entry(found[0], found[1])
-    next(call.settings.misses)
-    return None
+    return MISS
 
 
 def _write_through_methods(call: Call, key: str, value: Any, timeout: Any) -> None:

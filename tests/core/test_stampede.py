@@ -18,7 +18,8 @@ import pytest
 from flask_stash.core.api import MISS, Backend
 from flask_stash.core.backends.filesystem import FileSystemBackend
 from flask_stash.core.backends.memory import MemoryBackend
-from flask_stash.core.guard import Protection, get_or_compute
+from flask_stash.core.pipeline import get_or_compute
+from flask_stash.core.stampede import Protection
 from flask_stash.core.memoize import memoize
 from flask_stash.core.store import Store
 from flask_stash.testing import CountingBackend, FakeClock
@@ -47,8 +48,8 @@ class ManualExecutor:
 
 def fake_time(store: Store, clock: FakeClock) -> None:
     """Waiting for a lock advances the fake clock instead of sleeping."""
-    store.monotonic = clock
-    store.sleep = clock.advance  # type: ignore[assignment]
+    store.stampede.monotonic = clock
+    store.stampede.sleep = clock.advance  # type: ignore[assignment]
 
 
 def wait_until(condition: Callable[[], bool], limit: float = 10.0) -> None:
@@ -65,13 +66,13 @@ def entered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     from flask_stash.core.flight import SingleFlight
 
     calls: list[str] = []
-    original = SingleFlight.run
+    original = SingleFlight.begin
 
-    def counted(self: SingleFlight, key: str, fn: Any, wait: Any = None) -> Any:
+    def counted(self: SingleFlight, key: str) -> Any:
         calls.append(key)
-        return original(self, key, fn, wait)
+        return original(self, key)
 
-    monkeypatch.setattr(SingleFlight, "run", counted)
+    monkeypatch.setattr(SingleFlight, "begin", counted)
     return calls
 
 
@@ -117,7 +118,7 @@ def test_concurrent_misses_compute_once(protected: bool, entered: list[str]) -> 
     results = run_concurrently(CALLERS, lambda: slow(21))
     assert results == [42] * CALLERS
     assert len(executions) == (1 if protected else CALLERS)
-    assert len(store.flights) == 0  # no per-key state left behind
+    assert len(store.stampede.flights) == 0  # no per-key state left behind
 
 
 def test_waiters_share_the_exception_and_nothing_is_cached(entered: list[str]) -> None:
@@ -206,7 +207,7 @@ def test_waiter_uses_the_holders_entry(shared_dir: Path, clock: FakeClock) -> No
         if len(polls) == 3:
             holder.set("report", "from the holder", 60)
 
-    waiter.sleep = sleep  # type: ignore[assignment]
+    waiter.stampede.sleep = sleep  # type: ignore[assignment]
     value = get_or_compute(waiter, "report", lambda: "computed twice!", 60, protect=protect)
     assert value == "from the holder"
     assert waiter.stats.get("lock_waits") == 1
@@ -254,7 +255,7 @@ def edge_store(request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path)
         nodes = request.getfixturevalue("memcached_pair")
         backend = MemcachedBackend([nodes[0].address])
     store = Store(backend, clock=clock, key_prefix=f"edge{time.monotonic_ns()}:")
-    store.executor = ManualExecutor()  # type: ignore[assignment]
+    store.stampede.executor = ManualExecutor()  # type: ignore[assignment]
     fake_time(store, clock)
     yield store
     store.close()
@@ -263,7 +264,7 @@ def edge_store(request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path)
 def test_stale_window_serves_at_once_and_refreshes_once(
     edge_store: Store, clock: FakeClock
 ) -> None:
-    executor: ManualExecutor = edge_store.executor  # type: ignore[assignment]
+    executor: ManualExecutor = edge_store.stampede.executor  # type: ignore[assignment]
     versions = iter(["v1", "v2", "v3"])
     protect = Protection(stale=30)
 
@@ -282,7 +283,7 @@ def test_stale_window_serves_at_once_and_refreshes_once(
 
 
 def test_fail_safe_keeps_the_last_good_value(edge_store: Store, clock: FakeClock) -> None:
-    executor: ManualExecutor = edge_store.executor  # type: ignore[assignment]
+    executor: ManualExecutor = edge_store.stampede.executor  # type: ignore[assignment]
     protect = Protection(stale=5, fail_safe=60)
     state = {"fail": False}
 
@@ -312,7 +313,7 @@ def test_early_refresh_refreshes_hot_keys_before_expiry(
 ) -> None:
     store = Store(MemoryBackend(clock=clock), clock=clock)
     executor = ManualExecutor()
-    store.executor = executor  # type: ignore[assignment]
+    store.stampede.executor = executor  # type: ignore[assignment]
     protect = Protection(early_refresh=1.0)
     cost = {"seconds": 0.0}
 
@@ -324,12 +325,12 @@ def test_early_refresh_refreshes_hot_keys_before_expiry(
         return f"v{int(cost['seconds'])}"
 
     assert get_or_compute(store, "hot", compute, 10, protect=protect) == "v1"
-    monkeypatch.setattr("flask_stash.core.guard.random.random", lambda: 0.5)
+    monkeypatch.setattr("flask_stash.core.pipeline.random.random", lambda: 0.5)
     clock.advance(5)  # far from expiry: -cost*ln(0.5) is milliseconds
     assert get_or_compute(store, "hot", compute, 10, protect=protect) == "v1"
     assert executor.jobs == []
     clock.advance(4.9999)  # within the last fraction of a millisecond-scale cost
-    monkeypatch.setattr("flask_stash.core.guard.random.random", lambda: 1e-200)
+    monkeypatch.setattr("flask_stash.core.pipeline.random.random", lambda: 1e-200)
     assert get_or_compute(store, "hot", compute, 10, protect=protect) == "v1"
     assert executor.run_all() == 1
     assert store.stats.get("early_refreshes") == 1
@@ -364,7 +365,7 @@ def test_flask_settings_configure_protection(clock: FakeClock) -> None:
     cache = Cache(app, config={"CACHE_DEFAULT_STALE": 30, "CACHE_OPTIONS": {"clock": clock}})
     executor = ManualExecutor()
     with app.app_context():
-        cache.store.executor = executor  # type: ignore[assignment]
+        cache.store.stampede.executor = executor  # type: ignore[assignment]
     values = iter(["old", "new"])
 
     @cache.memoize(timeout=10)
@@ -411,7 +412,7 @@ def test_redis_lock_runs_the_function_once_across_stores(
             release.set()
             first.join(10)
 
-    stores[1].sleep = sleep  # type: ignore[assignment]
+    stores[1].stampede.sleep = sleep  # type: ignore[assignment]
     assert get_or_compute(stores[1], "report", slow, 60) == "once"
     assert executions == [1]
     for store in stores:
@@ -427,7 +428,7 @@ def test_views_serve_stale_and_refresh_in_the_background(clock: FakeClock) -> No
     cache = Cache(app, config={"CACHE_OPTIONS": {"clock": clock}, "CACHE_VIEW_X_CACHE": True})
     executor = ManualExecutor()
     with app.app_context():
-        cache.store.executor = executor  # type: ignore[assignment]
+        cache.store.stampede.executor = executor  # type: ignore[assignment]
     versions = iter(["v1", "v2"])
 
     @app.get("/news")
@@ -476,7 +477,7 @@ def test_async_waits_for_another_process_holding_the_lock(
 ) -> None:
     import asyncio
 
-    from flask_stash.core.guard import aget_or_compute
+    from flask_stash.core.pipeline import aget_or_compute
 
     holder, waiter = fs_store(shared_dir, clock), fs_store(shared_dir, clock)
     lock = holder.backend_key("report") + ":lock"

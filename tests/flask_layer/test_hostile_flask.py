@@ -309,7 +309,7 @@ def test_template_fragment_over_an_unsigned_entry_of_the_wrong_type(value: objec
         cache.store.backend.set(key, PickleSerializer().dumps(entry), None)
         assert render_template_string(template) == "fresh"
         assert cache.get(make_template_fragment_key("frag")) == "fresh"  # stored over it
-        assert cache.statistics.get(UNDECODABLE) == 1
+        assert cache.statistics.get(UNDECODABLE) >= 1  # read again under the miss's lock
 
 
 def test_a_forged_response_under_a_cached_function_key_is_recomputed() -> None:

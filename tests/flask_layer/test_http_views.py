@@ -509,7 +509,7 @@ def test_a_generator_view_that_fails_midway_releases_its_claim(clock: FakeClock)
     client = app.test_client()
     assert client.get("/gen").status_code == 500
     with app.app_context():
-        assert len(cache.store.flights) == 0  # nobody will wait for a dead computation
+        assert len(cache.store.stampede.flights) == 0  # nobody will wait for a dead computation
     assert client.get("/gen").text == "ab"
     assert client.get("/gen").text == "ab"
     assert runs == ["run", "run"]
@@ -531,7 +531,7 @@ def test_an_audit_warning_raised_as_an_error_still_releases_the_claim(clock: Fak
         with pytest.raises(KeyAuditWarning, match=r"(?i)accept-language"):
             client.get("/lang", headers={"Accept-Language": "fr"})
     with app.app_context():
-        assert len(cache.store.flights) == 0
+        assert len(cache.store.stampede.flights) == 0
 
 
 def test_a_response_replaced_by_an_after_request_handler_is_not_stored(clock: FakeClock) -> None:
@@ -550,7 +550,7 @@ def test_a_response_replaced_by_an_after_request_handler_is_not_stored(clock: Fa
     client = app.test_client()
     assert client.get("/wrapped").text == "wrapped inner"
     with app.app_context():
-        assert len(cache.store.flights) == 0  # the claim ended with the request
+        assert len(cache.store.stampede.flights) == 0  # the claim ended with the request
     assert client.get("/wrapped").text == "wrapped inner"
     assert runs == ["run", "run"]
 
@@ -568,7 +568,7 @@ def test_a_view_called_directly_in_a_request_context_stores_nothing(clock: FakeC
         assert direct().get_data(as_text=True) == "direct"  # type: ignore[attr-defined]
         assert direct().get_data(as_text=True) == "direct"  # type: ignore[attr-defined]
     with app.app_context():
-        assert len(cache.store.flights) == 0
+        assert len(cache.store.stampede.flights) == 0
     assert app.test_client().get("/direct").text == "direct"
     assert app.test_client().get("/direct").text == "direct"
     assert runs == ["run", "run", "run"]

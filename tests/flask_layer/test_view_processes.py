@@ -76,7 +76,7 @@ def test_the_other_process_waits_for_the_end_of_the_request(
             release.set()
             first.join(10)
 
-    second_cache.state(second_app).store.sleep = sleep  # type: ignore[method-assign]
+    second_cache.state(second_app).store.stampede.sleep = sleep  # type: ignore[method-assign]
     answers["second"] = second_app.test_client().get("/report").text
     assert answers["first"] == "report by first"
     if sets_cookie:  # refused at the end of the request: the second ran the view itself
@@ -120,7 +120,7 @@ def test_a_key_whose_response_was_refused_is_never_waited_for(config: dict[str, 
     def sleep(seconds: float) -> None:
         raise AssertionError("waited for a computation whose result cannot be stored")
 
-    second_store.sleep = sleep  # type: ignore[method-assign]
+    second_store.stampede.sleep = sleep  # type: ignore[method-assign]
     assert second_app.test_client().get("/profile").text == "profile by second"
     storable[0] = True
     assert second_app.test_client().get("/profile").text == "profile by second"

@@ -27,9 +27,10 @@ from flask_stash.core.errors import (
     StashError,
     UndecodableEntry,
 )
-from flask_stash.core.guard import Protection, aget_or_compute, get_or_compute
 from flask_stash.core.memoize import memoize
+from flask_stash.core.pipeline import aget_or_compute, get_or_compute
 from flask_stash.core.serializers import JsonSerializer, PickleSerializer, Serializer
+from flask_stash.core.stampede import Protection
 from flask_stash.core.stats import Stats
 from flask_stash.core.store import Store
 

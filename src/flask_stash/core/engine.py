@@ -1,5 +1,5 @@
 """Reading and writing cached results: the steps shared by ``memoize``, view caching and
-the Jinja tag (``guard.py`` adds stampede protection on top).
+the Jinja tag (``pipeline.py`` decides hits, misses and refreshes on top).
 
 A hit costs one backend read: the entry and, when the key belongs to a family that can be
 invalidated as a whole, the family's version stamp, fetched together in one ``get_many``.

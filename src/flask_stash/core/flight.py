@@ -1,28 +1,55 @@
 """Single-flight: concurrent callers of one key in one process share one computation.
 
-The first caller (the leader) runs the function; the others wait for its result, or its
-exception, which they re-raise. A waiter that waits longer than its bound computes on its
-own rather than hang. Per-key state is removed as soon as the leader finishes, so nothing
+The first caller (the leader) computes; the others wait for the flight to end and then
+act on its :class:`Outcome`: read what the leader stored, compute themselves when it
+stored nothing (hit-for-pass), re-raise its error, or start over when the leader gave up
+(cancelled, interrupted). A waiter that waits longer than its bound computes on its own
+rather than hang. Per-key state is removed as soon as the leader ends, so nothing
 accumulates.
+
+Flights are begun and ended in explicit steps (:meth:`SingleFlight.begin`,
+:meth:`SingleFlight.end`) rather than around a callback, so the computation runs in the
+caller's own frame (see :mod:`flask_stash.core.pipeline`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
-
-T = TypeVar("T")
+from dataclasses import dataclass
 
 
-class _Flight(Generic[T]):
-    __slots__ = ("done", "error", "value")
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a flight ended, as its waiters see it.
+
+    ``kind`` is one of :data:`STORED` (``blob``: the bytes written, when the leader's
+    value may be decoded by each waiter; else the waiters read the store), :data:`PASS`
+    (nothing stored: compute yourself), :data:`ERROR` (``error``: the computation
+    raised) or :data:`RETRY` (the leader gave up, or an invalidation overtook it).
+    """
+
+    kind: str
+    blob: bytes | None = None
+    error: BaseException | None = None
+
+
+STORED = "stored"
+PASS = "pass"
+ERROR = "error"
+RETRY = "retry"
+GAVE_UP = Outcome(RETRY)
+PASSED = Outcome(PASS)
+
+
+class Flight:
+    """One key's computation in progress; waiters block on :attr:`done`."""
+
+    __slots__ = ("done", "outcome")
 
     def __init__(self) -> None:
         self.done = threading.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
+        self.outcome: Outcome = GAVE_UP
 
 
 class SingleFlight:
@@ -30,57 +57,35 @@ class SingleFlight:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._flights: dict[str, _Flight[Any]] = {}
+        self._flights: dict[str, Flight] = {}
 
     def __len__(self) -> int:
         return len(self._flights)
 
-    def run(self, key: str, fn: Callable[[], T], wait: float | None = None) -> tuple[T, bool]:
-        """``(fn()'s result, whether this caller ran it)``; waiters share the leader's.
-
-        ``wait`` bounds how long a waiter waits (``None``: as long as the leader runs);
-        past it, the waiter runs ``fn`` itself.
-        """
+    def begin(self, key: str) -> tuple[Flight, bool]:
+        """``(flight, True)`` when the caller now leads ``key``; ``(flight, False)``: wait
+        on ``flight.done`` then read ``flight.outcome``."""
         with self._lock:
             flight = self._flights.get(key)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[key] = _Flight()
-        if leader:
-            return self._lead(key, flight, fn), True
-        if not flight.done.wait(wait):
-            return fn(), True
-        if flight.error is not None:
-            raise flight.error
-        return flight.value, False
+            if flight is not None:
+                return flight, False
+            flight = self._flights[key] = Flight()
+            return flight, True
 
-    def _lead(self, key: str, flight: _Flight[T], fn: Callable[[], T]) -> T:
-        try:
-            flight.value = fn()
-            return flight.value  # type: ignore[no-any-return]
-        except BaseException as error:
-            flight.error = error
-            raise
-        finally:
-            with self._lock:
-                self._flights.pop(key, None)
-            flight.done.set()
+    def end(self, key: str, flight: Flight, outcome: Outcome) -> None:
+        """The leader is done: tell the waiters ``outcome`` and forget the flight."""
+        flight.outcome = outcome
+        with self._lock:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+        flight.done.set()
 
     def try_lead(self, key: str) -> bool:
         """Claim ``key`` without waiting (for background refreshes); ``False`` if taken."""
-        with self._lock:
-            if key in self._flights:
-                return False
-            self._flights[key] = _Flight()
-            return True
-
-    def wait(self, key: str, timeout: float | None) -> bool:
-        """Wait until ``key``'s current flight ends (``False`` if ``timeout`` passed first)."""
-        with self._lock:
-            flight = self._flights.get(key)
-        return flight is None or flight.done.wait(timeout)
+        return self.begin(key)[1]
 
     def release(self, key: str) -> None:
+        """End a claim taken with :meth:`try_lead`."""
         with self._lock:
             flight = self._flights.pop(key, None)
         if flight is not None:
@@ -88,41 +93,38 @@ class SingleFlight:
 
 
 class AsyncSingleFlight:
-    """Single-flight for coroutines, per event loop."""
+    """Single-flight for coroutines, per event loop: waiting yields to the loop."""
 
     def __init__(self) -> None:
-        self._flights: dict[tuple[int, str], asyncio.Future[Any]] = {}
+        self._flights: dict[tuple[int, str], asyncio.Future[Outcome]] = {}
 
     def __len__(self) -> int:
         return len(self._flights)
 
-    async def run(
-        self, key: str, fn: Callable[[], Awaitable[T]], wait: float | None = None
-    ) -> tuple[T, bool]:
+    def begin(self, key: str) -> tuple[asyncio.Future[Outcome], bool]:
         loop = asyncio.get_running_loop()
         slot = (id(loop), key)
         pending = self._flights.get(slot)
-        if pending is None:
-            return await self._lead(slot, loop, fn), True
-        try:
-            value: T = await asyncio.wait_for(asyncio.shield(pending), wait)
-        except asyncio.TimeoutError:
-            return await fn(), True
-        return value, False
-
-    async def _lead(
-        self, slot: tuple[int, str], loop: asyncio.AbstractEventLoop, fn: Callable[[], Awaitable[T]]
-    ) -> T:
-        future: asyncio.Future[T] = loop.create_future()
+        if pending is not None:
+            return pending, False
+        future: asyncio.Future[Outcome] = loop.create_future()
         self._flights[slot] = future
+        return future, True
+
+    def end(self, key: str, future: asyncio.Future[Outcome], outcome: Outcome) -> None:
+        slot = (id(future.get_loop()), key)
+        if self._flights.get(slot) is future:
+            del self._flights[slot]
+        if not future.done():
+            future.set_result(outcome)
+
+    @staticmethod
+    async def wait(future: asyncio.Future[Outcome], timeout: float | None) -> Outcome | None:
+        """The flight's outcome, or ``None`` after ``timeout`` seconds.
+
+        Shielded: cancelling a waiter never cancels the flight it waits for.
+        """
         try:
-            value = await fn()
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # marks it retrieved: no "never retrieved" warning if unwaited
-            raise
-        else:
-            future.set_result(value)
-            return value
-        finally:
-            self._flights.pop(slot, None)
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            return None

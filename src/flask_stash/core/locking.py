@@ -11,43 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
-from flask_stash.core.api import SupportsLock
 from flask_stash.core.engine import Lookup
 from flask_stash.core.errors import BackendError
+from flask_stash.core.stats import LOCK_WAIT
 from flask_stash.core.store import Store
 
 if TYPE_CHECKING:
-    from flask_stash.core.guard import Protection
-
-R = TypeVar("R")
-LOCK_WAIT = "lock_waits"
+    from flask_stash.core.stampede import Protection
 
 
 def nothing_found() -> tuple[bool, Any]:
     return False, None
-
-
-def once_across_processes(
-    store: Store,
-    where: Lookup,
-    protect: Protection,
-    found: Callable[[], tuple[bool, Any]],
-    compute: Callable[[], R],
-    check_first: bool = True,
-) -> R:
-    """Run ``compute`` in one process at a time, where the backend can lock (see
-    :func:`take_turn`); the lock is released as soon as ``compute`` returns."""
-    turn = take_turn(store, where, protect, found, check_first)
-    if turn.found:
-        return cast(R, turn.value)
-    try:
-        return compute()
-    finally:
-        turn.release()
 
 
 @dataclass(frozen=True)
@@ -78,7 +56,40 @@ def take_turn(
     lease that expires (a dead holder) is taken over. The caller may hold the turn past
     its own return (a view's response is stored when the request ends) and release later.
     """
-    if not isinstance(store.backend, SupportsLock):
+    steps = _turn(store, where, protect, found, check_first)
+    try:
+        while True:
+            store.stampede.sleep(next(steps))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def atake_turn(
+    store: Store,
+    where: Lookup,
+    protect: Protection,
+    found: Callable[[], tuple[bool, Any]],
+    check_first: bool = True,
+) -> Turn:
+    """:func:`take_turn` for coroutines: waiting yields to the event loop."""
+    steps = _turn(store, where, protect, found, check_first)
+    try:
+        while True:
+            await asyncio.sleep(next(steps))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+def _turn(
+    store: Store,
+    where: Lookup,
+    protect: Protection,
+    found: Callable[[], tuple[bool, Any]],
+    check_first: bool,
+) -> Generator[float, None, Turn]:
+    """The decisions of :func:`take_turn`, shared by its sync and async drivers: yields
+    the delays to wait between polls, returns the turn."""
+    if not store.stampede.locks:
         ok, value = found() if check_first else (False, None)
         return Turn(ok, value)
     lock = BackendLock(store, where.key + ":lock", protect)  # same hash tag: same cluster slot
@@ -86,7 +97,7 @@ def take_turn(
         return lock.turn(found if check_first else nothing_found)
     store.stats.incr(LOCK_WAIT, where.scope)
     for delay in _polls(store, protect):
-        store.sleep(delay)
+        yield delay
         ok, value = found()
         if ok:
             return Turn(True, value)
@@ -95,41 +106,11 @@ def take_turn(
     return Turn(False)
 
 
-async def aonce_across_processes(
-    store: Store,
-    where: Lookup,
-    protect: Protection,
-    found: Callable[[], tuple[bool, Any]],
-    compute: Callable[[], Awaitable[R]],
-) -> R:
-    """:func:`once_across_processes` for coroutines: waiting yields to the event loop."""
-    if not isinstance(store.backend, SupportsLock):
-        ok, value = found()
-        return cast(R, value) if ok else await compute()
-    lock = BackendLock(store, where.key + ":lock", protect)
-    if not lock.acquire():
-        store.stats.incr(LOCK_WAIT, where.scope)
-        for delay in _polls(store, protect):
-            await asyncio.sleep(delay)
-            ok, value = found()
-            if ok:
-                return cast(R, value)
-            if lock.acquire():
-                break
-        else:
-            return await compute()
-    try:
-        ok, value = found()
-        return cast(R, value) if ok else await compute()
-    finally:
-        lock.release()
-
-
 def _polls(store: Store, protect: Protection) -> Iterator[float]:
     """Delays between looks at another process's work: doubling, bounded in total."""
-    deadline = store.monotonic() + protect.lock_wait
+    deadline = store.stampede.monotonic() + protect.lock_wait
     delay = 0.005
-    while store.monotonic() < deadline:
+    while store.stampede.monotonic() < deadline:
         yield delay
         delay = min(delay * 2, 0.1)
 

@@ -7,10 +7,11 @@ import inspect
 from collections.abc import Callable, Collection
 from typing import Any, ParamSpec, TypeVar, cast
 
-from flask_stash.core.engine import Lookup, find_counted
-from flask_stash.core.guard import DEFAULT, Protection, afill, aserve, fill, serve
+from flask_stash.core.api import MISS
+from flask_stash.core.engine import Lookup
 from flask_stash.core.keys import CallKey, HashMethod, encode, qualified_name
-from flask_stash.core.stats import HIT, MISS_EVENT
+from flask_stash.core.pipeline import Plan, Spawn, Ticket, afetch, fetch, miss
+from flask_stash.core.stampede import DEFAULT, Protection
 from flask_stash.core.store import Store, Timeout
 
 #: Call texts whose keys each memoized function remembers (see ``MemoizedFunction.key``).
@@ -33,16 +34,23 @@ class MemoizedFunction:
         cache_if: Callable[[Any], bool] | None = None,
         hash_method: HashMethod | None = None,
         protect: Protection = DEFAULT,
+        *,
+        scope: str | None = None,
+        call_key: CallKey | None = None,
+        spawn: Spawn | None = None,
     ) -> None:
+        """``scope`` labels statistics (default: ``name``; a function whose name changes per
+        call keeps one scope); ``call_key`` reuses another helper's argument model;
+        ``spawn`` runs background refreshes (see :class:`~flask_stash.core.pipeline.Plan`)."""
         self.store = store
         self.protect = protect
-        #: No stale window or early refresh: a hit is a plain read (the fast path).
+        #: No stale window, early refresh or fail-safe: a hit is a plain read (the fast path).
         self.lean = not protect.watches_edge
         self.fn = fn
         store.ttl_for(timeout)  # a bad timeout fails at decoration, not at the first call
         self.timeout = timeout
         self.name = name.replace("{", "(").replace("}", ")")
-        self.call_key = CallKey(fn, ignore)
+        self.call_key = call_key or CallKey(fn, ignore)
         self.cache_if = cache_if
         # The braces keep a function's entries and version stamp in one Redis Cluster slot.
         self._prefix = f"memo:{{{self.name}}}:"
@@ -57,8 +65,8 @@ class MemoizedFunction:
         self._stored_prefix = store.key_prefix + self._prefix
         self._direct = store.backend_key(probe) == store.key_prefix + probe
         self._recent_keys: dict[str, str] = {}
-        self.hits = store.stats.counter(HIT, self.name)
-        self.misses = store.stats.counter(MISS_EVENT, self.name)
+        self.plan = Plan(store, protect, scope or self.name, storable=cache_if, spawn=spawn)
+        self.hits, self.misses = self.plan.hits, self.plan.misses
 
     def _digest(self, text: str) -> str:
         digest: str = self._hash(text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -130,7 +138,7 @@ def memoize(
     ``invalidate_all()`` and, for methods, ``invalidate_instance(obj)``. ``ignore`` names
     parameters left out of the key; ``name`` replaces the function's qualified name in keys.
     ``protect`` sets stampede protection, stale-while-revalidate and the rest
-    (:class:`~flask_stash.core.guard.Protection`; on by default).
+    (:class:`~flask_stash.core.stampede.Protection`; on by default).
     """
     store.ttl_for(timeout)  # a bad timeout fails here, not at the first call
 
@@ -155,49 +163,60 @@ def memoize(
 
 
 def _wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
-    store, fn, key, stamps, scope = spec.store, spec.fn, spec.key, spec.version_keys, spec.name
-    per_instance, function_stamp = spec.per_instance, spec.function_stamp
-    hits, misses, protect = spec.hits, spec.misses, spec.protect
-    edge = protect.watches_edge
+    store, fn, key, stamps, scope = (
+        spec.store,
+        spec.fn,
+        spec.key,
+        spec.version_keys,
+        spec.plan.scope,
+    )
+    per_instance, function_stamp, plan = spec.per_instance, spec.function_stamp, spec.plan
+    hits, misses, edge, clock = spec.hits, spec.misses, spec.protect.watches_edge, store.clock
 
     def memoized(*args: Any, **kwargs: Any) -> Any:
         bkey = key(args, kwargs)
         vkeys = stamps(args) if per_instance else function_stamp
         if edge:
-            where = Lookup(bkey, vkeys, scope)
-            return serve(
-                store, where, lambda: fn(*args, **kwargs), spec.timeout, protect, spec.cache_if
-            )
-        entry, version = find_counted(store, bkey, vkeys, hits, misses)
-        if entry is not None:
-            return entry.value
-        where = Lookup(bkey, vkeys, scope)
-        return fill(
-            store, where, lambda: fn(*args, **kwargs), spec.timeout, version, protect, spec.cache_if
-        )
+            refresh = lambda t: t.keep(fn(*args, **kwargs), spec.timeout)  # noqa: E731
+            ticket = fetch(plan, Lookup(bkey, vkeys, scope), refresh)
+        else:
+            entry, version = store.read_stored(bkey, vkeys)
+            if entry is not MISS and (entry.fresh_until is None or clock() < entry.fresh_until):
+                next(hits)
+                return entry.value
+            next(misses)
+            last = None if entry is MISS else entry
+            ticket = miss(plan, Lookup(bkey, vkeys, scope), version, last=last)
+        if ticket.ready:
+            return ticket.value
+        try:  # the computation runs here, in this frame: two frames per recursion level
+            value = fn(*args, **kwargs)
+        except BaseException as error:
+            return ticket.fail(error)
+        return ticket.keep(value, spec.timeout)
 
     return memoized
 
 
 def _async_wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
-    store, fn, key, stamps, scope = spec.store, spec.fn, spec.key, spec.version_keys, spec.name
+    fn, key, stamps, plan = spec.fn, spec.key, spec.version_keys, spec.plan
+    scope = plan.scope
     per_instance, function_stamp = spec.per_instance, spec.function_stamp
-    hits, misses, protect = spec.hits, spec.misses, spec.protect
 
     async def memoized(*args: Any, **kwargs: Any) -> Any:
-        bkey = key(args, kwargs)
         vkeys = stamps(args) if per_instance else function_stamp
-        if not spec.lean:
-            where = Lookup(bkey, vkeys, scope)
-            run = lambda: fn(*args, **kwargs)  # noqa: E731
-            return await aserve(store, where, run, spec.timeout, protect, spec.cache_if)
-        entry, version = find_counted(store, bkey, vkeys, hits, misses)
-        if entry is not None:
-            return entry.value
-        where = Lookup(bkey, vkeys, scope)
-        return await afill(
-            store, where, lambda: fn(*args, **kwargs), spec.timeout, version, protect, spec.cache_if
-        )
+
+        async def refresh(ticket: Ticket) -> None:
+            ticket.keep(await fn(*args, **kwargs), spec.timeout)
+
+        ticket = await afetch(plan, Lookup(key(args, kwargs), vkeys, scope), refresh)
+        if ticket.ready:
+            return ticket.value
+        try:
+            value = await fn(*args, **kwargs)
+        except BaseException as error:
+            return ticket.fail(error)
+        return ticket.keep(value, spec.timeout)
 
     return memoized
 

@@ -16,6 +16,16 @@ ERROR = "errors"
 UNDECODABLE = "undecodable"
 SKIPPED = "skipped"
 KEY_MISMATCH = "key_mismatch"
+# Stampede protection and the get-or-compute pipeline.
+STALE = "stale_serves"
+EARLY = "early_refreshes"
+FAIL_SAFE = "fail_safe_serves"
+REFRESH_ERROR = "refresh_errors"
+LOCK_WAIT = "lock_waits"
+#: A caller that waited for another's computation and got its result.
+COALESCED = "coalesced"
+#: A read that found the key marked "pass" (its last value could not be stored).
+PASS_EVENT = "passes"
 
 
 class Stats:

@@ -13,9 +13,8 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Executor
 
-from flask_stash.core.api import MISS, TTL, Backend, Miss, SupportsIncrement
+from flask_stash.core.api import MISS, TTL, Backend, Miss, SupportsIncrement, SupportsLock
 from flask_stash.core.entry import Entry, is_immutable, is_well_formed
 from flask_stash.core.errors import (
     BackendError,
@@ -23,11 +22,11 @@ from flask_stash.core.errors import (
     SignatureMismatch,
     UndecodableEntry,
 )
-from flask_stash.core.flight import AsyncSingleFlight, SingleFlight
 from flask_stash.core.keys import HashMethod, hash_text
 from flask_stash.core.policy import ErrorPolicy
 from flask_stash.core.serializers import PickleSerializer, Serializer
 from flask_stash.core.signing import CounterSeal, MismatchAlarm, parse_integer
+from flask_stash.core.stampede import Stampede
 from flask_stash.core.stats import KEY_MISMATCH, UNDECODABLE, WRITE, Stats
 
 Clock = Callable[[], float]
@@ -67,13 +66,8 @@ class Store:
         self.stats = stats or Stats()
         self.policy = ErrorPolicy(self.stats, fail_open=fail_open)
         self.hash_method = hash_method
-        # Stampede protection state (see guard.py); the waiting functions are attributes so
-        # tests can drive time by hand.
-        self.flights = SingleFlight()
-        self.async_flights = AsyncSingleFlight()
-        self.sleep: Callable[[float], None] = time.sleep
-        self.monotonic: Clock = time.monotonic
-        self.executor: Executor | None = None
+        #: Coordination of the callers computing entries of this store (see pipeline.py).
+        self.stampede = Stampede(locks=isinstance(backend, SupportsLock))
         self._max_key = getattr(backend, "max_key_length", None)
         shares = getattr(backend, "shares_stored_bytes", False)
         self._decoded_limit = DECODED_MEMO_SIZE if shares else 0
@@ -167,6 +161,20 @@ class Store:
         ``keep`` holds the entry in the backend that much longer than it is servable, so
         a fail-safe can still serve it when a recomputation fails.
         """
+        return self.write_entry(bkey, value, timeout, stale, version, tags, cost, keep) is not None
+
+    def write_entry(
+        self,
+        bkey: str,
+        value: object,
+        timeout: Timeout,
+        stale: float = 0,
+        version: bytes | None = None,
+        tags: tuple[tuple[str, str], ...] = (),
+        cost: float = 0.0,
+        keep: float = 0.0,
+    ) -> bytes | None:
+        """:meth:`write_stored`, returning the bytes written (``None``: the backend failed)."""
         blob, ttl = self._encode(value, timeout, stale, version, tags, cost)
         if ttl is not None and keep > 0:
             ttl += keep
@@ -174,9 +182,19 @@ class Store:
             self.backend.set(bkey, blob, ttl)
         except BackendError as exc:
             self.policy.handle(exc, "set")
-            return False
+            return None
         self.stats.incr(WRITE)
-        return True
+        return blob
+
+    def write_pass(self, bkey: str, marker: object, seconds: float, version: bytes | None) -> None:
+        """Store ``marker`` at ``bkey`` for ``seconds`` as an entry that is never fresh, so
+        no reader serves it as a value: it tells them the key's last value was refused."""
+        now = self.clock()
+        try:
+            blob = self.serializer.dumps(tuple(Entry(marker, now, now, now + seconds, version)))
+            self.backend.set(bkey, blob, seconds)
+        except BackendError as exc:
+            self.policy.handle(exc, "set")
 
     def decode(self, blob: bytes | Miss) -> Entry | Miss:
         """The entry in ``blob``; anything else (corrupt, forged, foreign, signed with another
@@ -355,6 +373,7 @@ class Store:
 
     def backend_delete(self, bkey: str) -> bool:
         """:meth:`delete` for a key already passed through :meth:`backend_key`."""
+        self.stampede.deleted(bkey)
         try:
             return self.backend.delete(bkey)
         except BackendError as exc:
@@ -362,8 +381,11 @@ class Store:
             return False
 
     def delete_many(self, keys: Iterable[str]) -> int:
+        bkeys = [self.backend_key(k) for k in keys]
+        for bkey in bkeys:
+            self.stampede.deleted(bkey)
         try:
-            return self.backend.delete_many([self.backend_key(k) for k in keys])
+            return self.backend.delete_many(bkeys)
         except BackendError as exc:
             self.policy.handle(exc, "delete_many")
             return 0
@@ -372,6 +394,7 @@ class Store:
         return self.get(key) is not MISS
 
     def clear(self) -> bool:
+        self.stampede.cleared()
         try:
             self.backend.clear()
         except BackendError as exc:

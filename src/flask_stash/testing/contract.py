@@ -23,8 +23,8 @@ from flask_stash.core.api import (
     SupportsLock,
     SupportsScan,
 )
-from flask_stash.core.guard import get_or_compute
 from flask_stash.core.memoize import memoize
+from flask_stash.core.pipeline import get_or_compute
 from flask_stash.core.serializers import JsonSerializer, PickleSerializer
 from flask_stash.core.store import Store
 from flask_stash.testing.clock import FakeClock

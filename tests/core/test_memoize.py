@@ -8,8 +8,8 @@ import pytest
 
 from flask_stash.core.api import MISS
 from flask_stash.core.backends.memory import MemoryBackend
-from flask_stash.core.pipeline import get_or_compute
 from flask_stash.core.memoize import memo_spec, memoize
+from flask_stash.core.pipeline import get_or_compute
 from flask_stash.core.stats import HIT, MISS_EVENT
 from flask_stash.core.store import Store
 from flask_stash.testing import FakeClock

@@ -18,9 +18,9 @@ import pytest
 from flask_stash.core.api import MISS, Backend
 from flask_stash.core.backends.filesystem import FileSystemBackend
 from flask_stash.core.backends.memory import MemoryBackend
+from flask_stash.core.memoize import memoize
 from flask_stash.core.pipeline import get_or_compute
 from flask_stash.core.stampede import Protection
-from flask_stash.core.memoize import memoize
 from flask_stash.core.store import Store
 from flask_stash.testing import CountingBackend, FakeClock
 

@@ -1,21 +1,19 @@
-"""RedisSentinelBackend on a real master + replica + sentinel: the contract and failover."""
+"""RedisSentinelBackend on a real master + replica + sentinel: failover and replica reads.
+
+The contract and what the three flavours share run in ``test_redis_family.py``.
+"""
 
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from flask import Flask
 
-from flask_stash import Cache
-from flask_stash.backends.redis import RedisSentinelCache
 from flask_stash.core.api import MISS
 from flask_stash.core.backends.redis_sentinel import RedisSentinelBackend
 from flask_stash.core.stats import ERROR
 from flask_stash.core.store import Store
-from flask_stash.testing import BackendContract, FakeClock
 
 from .. import servers
 from ..servers import HOST
@@ -55,22 +53,6 @@ def sentinel_backend(sentinel_set: servers.SentinelSet, **options: object) -> Re
     )
 
 
-class TestRedisSentinelBackend(BackendContract):
-    follows_clock = False
-
-    @pytest.fixture(autouse=True)
-    def _isolate(self, redis_sentinel: servers.SentinelSet) -> None:
-        self.sentinel_set = redis_sentinel
-        self.namespace = f"sentinel{uuid.uuid4().hex[:10]}:"
-
-    @pytest.fixture
-    def key(self) -> str:
-        return f"{self.namespace}{uuid.uuid4().hex}"
-
-    def make_backend(self, clock: FakeClock) -> RedisSentinelBackend:
-        return sentinel_backend(self.sentinel_set, namespace=self.namespace)
-
-
 def test_url_form_and_replica_reads(redis_sentinel: servers.SentinelSet) -> None:
     url = (
         f"redis+sentinel://{HOST}:{redis_sentinel.sentinel.port}/{redis_sentinel.service}/0"
@@ -87,33 +69,6 @@ def test_url_form_and_replica_reads(redis_sentinel: servers.SentinelSet) -> None
         assert replica_kwargs["socket_timeout"] == 2.0
         assert backend.reader is not backend.client
         backend.clear()
-
-
-def test_flask_sentinel_cache_config_keys(redis_sentinel: servers.SentinelSet) -> None:
-    app = Flask(__name__)
-    prefix = f"app{uuid.uuid4().hex[:8]}:"
-    cache = Cache(app, config={
-        "CACHE_TYPE": "flask_stash.backends.redis.RedisSentinelCache",
-        "CACHE_REDIS_SENTINELS": [(HOST, redis_sentinel.sentinel.port)],
-        "CACHE_REDIS_SENTINEL_MASTER": redis_sentinel.service,
-        "CACHE_KEY_PREFIX": prefix,
-    })  # fmt: skip
-    calls: list[int] = []
-
-    @cache.memoize(60)
-    def square(x: int) -> int:
-        calls.append(x)
-        return x * x
-
-    with app.app_context():
-        try:
-            assert isinstance(cache.cache, RedisSentinelCache)
-            assert square(3) == 9
-            assert square(3) == 9
-            assert calls == [3]
-            assert cache.clear()
-        finally:
-            cache.cache.close()
 
 
 def test_failover_fails_open_then_resumes(tmp_path: Path) -> None:
@@ -136,22 +91,3 @@ def test_failover_fails_open_then_resumes(tmp_path: Path) -> None:
             wait_until(caching_works, "the sentinel to promote the replica", timeout=20)
             master = backend.client.connection_pool.get_master_address()
             assert master == (HOST, sentinel_set.replica.port)
-
-
-def test_cache_url_scheme_once_wired(redis_sentinel: servers.SentinelSet) -> None:
-    import flask_stash.backends
-
-    if flask_stash.backends.RedisSentinelCache is not RedisSentinelCache:
-        pytest.skip("redis+sentinel:// is not wired to RedisSentinelCache yet")
-    port, service = redis_sentinel.sentinel.port, redis_sentinel.service
-    app = Flask(__name__)
-    app.config["CACHE_URL"] = f"redis+sentinel://{HOST}:{port}/{service}"
-    cache = Cache(app)
-    with app.app_context():
-        try:
-            assert isinstance(cache.cache, RedisSentinelCache)
-            assert cache.set("wired", 1)
-            assert cache.get("wired") == 1
-            cache.delete("wired")
-        finally:
-            cache.cache.close()

@@ -299,7 +299,8 @@ def test_external_urls_are_quiet_with_server_name_and_a_fixed_scheme(clock: Fake
         lambda: url_for("other", _external=True, _scheme="https"),
         app_config={"SERVER_NAME": "example.com"},
     )
-    response = quietly(lambda: app.test_client().get("/page", headers={"Host": "evil.test"}))
+    # The request comes in under SERVER_NAME: Flask 3.0 answers 404 to any other Host.
+    response = quietly(lambda: app.test_client().get("/page"))
     assert response.text == "https://example.com/other"
 
 

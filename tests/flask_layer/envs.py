@@ -24,8 +24,7 @@ from flask_stash.testing import FakeClock
 
 from .. import servers
 
-LOCAL = ["memory", "filesystem"]
-ALL = [*LOCAL, pytest.param("redis", marks=pytest.mark.server)]
+ALL = ["memory", "filesystem", pytest.param("redis", marks=pytest.mark.server)]
 SHARED = ["filesystem", pytest.param("redis", marks=pytest.mark.server)]
 
 
@@ -57,7 +56,9 @@ class Env:
             config = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": self.redis_url}
         return {**config, "CACHE_KEY_PREFIX": self.prefix, **extra}
 
-    def app(self, name: str = "app", secret: str | None = None, **extra: Any) -> tuple[Flask, Cache]:
+    def app(
+        self, name: str = "app", secret: str | None = None, **extra: Any
+    ) -> tuple[Flask, Cache]:
         """A new app (a "process") with a new ``Cache`` on this backend."""
         app = Flask(name)
         app.config["TESTING"] = True
@@ -73,18 +74,13 @@ class Env:
             self.clock.advance(seconds)
 
 
-@pytest.fixture(params=ALL)
-def env(request: pytest.FixtureRequest, tmp_path: Path) -> Env:
+@pytest.fixture(name="env", params=ALL)
+def env_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Env:
     return make_env(request, tmp_path)
 
 
-@pytest.fixture(params=SHARED)
-def shared_env(request: pytest.FixtureRequest, tmp_path: Path) -> Env:
-    return make_env(request, tmp_path)
-
-
-@pytest.fixture(params=LOCAL)
-def local_env(request: pytest.FixtureRequest, tmp_path: Path) -> Env:
+@pytest.fixture(name="shared_env", params=SHARED)
+def shared_env_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Env:
     return make_env(request, tmp_path)
 
 

@@ -20,7 +20,7 @@ from flask import Flask, Response, current_app, session, url_for
 from flask_stash import Cache
 from flask_stash.testing import FakeClock
 
-from .envs import Env, env, shared_env, stash_lines, wait_until  # noqa: F401
+from .envs import Env, env_fixture, shared_env_fixture, stash_lines, wait_until  # noqa: F401
 
 VIEW_SECONDS = 0.3
 SECRET = "test-secret-key-of-some-length"
@@ -151,7 +151,8 @@ def test_concurrent_callers_each_get_their_own_object(env: Env, front: str) -> N
     waiter = threading.Thread(target=call, args=("waiter",))
     waiter.start()
     time.sleep(0.2)  # time for the waiter to reach its wait on the leader's computation
-    assert runs == [1] and waiter.is_alive(), "the second caller must wait for the first"
+    assert runs == [1], "the second caller must wait for the first, not compute"
+    assert waiter.is_alive(), "the second caller must wait for the first"
     release.set()
     leader.join(10)
     waiter.join(10)
@@ -348,7 +349,8 @@ def test_never_stored_response_does_not_serialize_callers_in_one_process(
     runs: list[str] = []
     _never_stored_view(app, cache, why, runs)
     elapsed, statuses = _first_wave([app], 4)
-    assert statuses == [200] * 4 and len(runs) == 4
+    assert statuses == [200] * 4
+    assert len(runs) == 4
     assert elapsed < WAVE_BOUND, f"4 concurrent requests took {elapsed:.2f} s"
 
 
@@ -364,7 +366,8 @@ def test_never_stored_response_does_not_serialize_callers_across_processes(
         _never_stored_view(app, cache, why, runs)
         apps.append(app)
     elapsed, statuses = _first_wave(apps, 4)
-    assert statuses == [200] * 4 and len(runs) == 4
+    assert statuses == [200] * 4
+    assert len(runs) == 4
     assert elapsed < WAVE_BOUND, f"4 requests over {processes} processes took {elapsed:.2f} s"
 
 

@@ -155,6 +155,6 @@ class SpreadSASLMemcachedCache(SASLMemcachedCache):
 def _has_credentials(servers: object) -> bool:
     if not isinstance(servers, str) or "://" not in servers:
         return False
-    from flask_stash.core.backends.memcached_servers import parse_url
+    from flask_stash.core.backends._urls import memcached_url
 
-    return parse_url(servers)[1] is not None
+    return memcached_url(servers)[1] is not None

@@ -15,11 +15,11 @@ from typing import Any
 
 from flask_stash import backends as compat
 from flask_stash.backends.base import BaseCache
-from flask_stash.backends.cachelib import CachelibBackend
 from flask_stash.backends.serializer import is_serializer, user_serializer
 from flask_stash.config import CacheConfig
 from flask_stash.core.api import Backend
 from flask_stash.core.backends import parse_url
+from flask_stash.core.backends.cachelib import CachelibBackend
 from flask_stash.core.errors import ConfigurationError
 from flask_stash.core.serializers import (
     CustomSerializer,

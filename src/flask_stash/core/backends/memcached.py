@@ -50,6 +50,9 @@ DEFAULT_MAX_VALUE_SIZE = 1024 * 1024
 RELATIVE_TTL_LIMIT = 30 * 24 * 3600
 #: memcached parses expiration times as signed 32-bit integers (the year 2038).
 LAST_TIMESTAMP = 2**31 - 1
+#: An absolute time in January 1970: the item expires at once. A negative exptime does
+#: too, but only in the text protocol: the binary one (pylibmc, SASL) reads -1 as 2106.
+EXPIRED_ON_ARRIVAL = RELATIVE_TTL_LIMIT + 1
 
 # Space and control characters end a key in the text protocol; DEL is refused too.
 _UNSAFE_BYTE = re.compile(rb"[\x00-\x20\x7f]").search
@@ -271,10 +274,10 @@ class MemcachedBackend(BaseBackend):
         value, cas = self._gets(name, wire)
         if value != token.encode():
             return False
-        # Compare-and-set to an item that is already expired (negative exptime): the lock
-        # goes away only if nobody took it over since we read it, where a plain delete
-        # could remove the lock of a new owner whose lease began after ours ended.
-        return bool(self._client.cas(wire, b"", cas, expire=-1, noreply=False))
+        # Compare-and-set to an item that is already expired: the lock goes away only if
+        # nobody took it over since we read it, where a plain delete could remove the lock
+        # of a new owner whose lease began after ours ended.
+        return bool(self._client.cas(wire, b"", cas, expire=EXPIRED_ON_ARRIVAL, noreply=False))
 
     # -- internals --------------------------------------------------------------------
 

@@ -13,16 +13,24 @@ them, as cachelib's ``BaseCache`` does, instead of the store's.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import math
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from flask_stash.backends._settings import BackendKeys, constructor_kwargs, effective_prefix
 from flask_stash.backends.serializer import is_serializer, user_serializer
 from flask_stash.core.api import MISS, Backend
+from flask_stash.core.backends import create_backend
 from flask_stash.core.backends.null import NullBackend
+from flask_stash.core.backends.prefixed import CallablePrefixBackend
 from flask_stash.core.errors import BackendError
 from flask_stash.core.serializers import CustomSerializer
 from flask_stash.core.store import Store
+
+if TYPE_CHECKING:  # typing.Self needs Python 3.11
+    from typing_extensions import Self
 
 #: cachelib's basic methods, from which the others can be derived.
 BASIC_METHODS = ("get", "set", "add", "delete", "has")
@@ -31,6 +39,29 @@ BASIC_METHODS = ("get", "set", "add", "delete", "has")
 def to_seconds(timeout: float | dt.timedelta) -> float:
     """A ``timedelta`` as whole seconds, rounded up (cachelib 0.17); a number as is."""
     return math.ceil(timeout.total_seconds()) if isinstance(timeout, dt.timedelta) else timeout
+
+
+@dataclass(frozen=True)
+class BackendPlan:
+    """What one of the Flask-Caching-named classes builds, decided from its arguments.
+
+    The same plan serves ``RedisCache(...)`` called directly and ``CACHE_TYPE =
+    "RedisCache"``: the core backend comes from
+    :func:`flask_stash.core.backends.create_backend`, the store is built once on it.
+    """
+
+    #: ``create_backend``'s name for the core backend, and its options.
+    name: str
+    options: Mapping[str, Any]
+    default_timeout: float
+    ignore_delete_many_errors: bool = False
+    #: Every key is stored under it; a function is called per operation (cachelib's
+    #: callable ``key_prefix``: a tenant, say).
+    key_prefix: str | Callable[[], str] = ""
+    #: Reach the server now and raise ``RuntimeError`` if it does not answer.
+    check_connection: bool = False
+    #: Attributes the object exposes as cachelib's does (``key_prefix``, ``chunksize``...).
+    attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
 class BaseCache:
@@ -84,11 +115,53 @@ class BaseCache:
         return NullBackend()
 
     @classmethod
+    def from_plan(cls, plan: BackendPlan, **store_options: Any) -> Self:
+        """An instance built from ``plan``, its store given ``store_options`` too."""
+        made = cls.__new__(cls)
+        made._open(plan, **store_options)
+        return made
+
+    def _open(self, plan: BackendPlan, **store_options: Any) -> None:
+        """Build the backend and the store ``plan`` describes, and become their front."""
+        backend = create_backend(plan.name, **plan.options)
+        prefix = plan.key_prefix
+        self._backend = backend
+        self.store = Store(
+            CallablePrefixBackend(backend, prefix) if callable(prefix) else backend,
+            key_prefix="" if callable(prefix) else prefix,
+            default_timeout=plan.default_timeout,
+            **store_options,
+        )
+        self.default_timeout = plan.default_timeout
+        self.ignore_delete_many_errors = plan.ignore_delete_many_errors
+        for name, value in plan.attributes.items():
+            setattr(self, name, value)
+        custom = self.custom_serializer()
+        if custom is not None:
+            self.store.serializer = user_serializer(custom, self.store.serializer)
+        if plan.check_connection:  # cachelib's argument: fail now if the server is unreachable
+            self._verify_connection()
+
+    @classmethod
     def factory(
         cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseCache:
-        """Flask-Caching's construction hook: build from the app's merged config."""
+        """Flask-Caching's construction hook (``CACHE_TYPE`` naming a subclass by a dotted
+        path): the class's ``CACHE_*`` keys, read as :class:`BackendKeys`, then
+        ``CACHE_OPTIONS``, ``kwargs`` and ``args``; the key prefix as
+        :func:`effective_prefix` decides."""
+        keys = BackendKeys.read(config)
+        options = config.get("CACHE_OPTIONS") or {}
+        kwargs = constructor_kwargs(cls, keys, args, {**options, **kwargs})
+        if "key_prefix" in inspect.signature(cls).parameters:
+            prefix = config.get("CACHE_KEY_PREFIX") or ""
+            kwargs["key_prefix"] = effective_prefix(prefix, kwargs.get("key_prefix"))
         return cls(*args, **kwargs)
+
+    @classmethod
+    def config_kwargs(cls, keys: BackendKeys) -> dict[str, Any]:
+        """Constructor arguments the class takes from the ``CACHE_*`` keys (none here)."""
+        return {}
 
     @classmethod
     def overrides_value_api(cls) -> bool:

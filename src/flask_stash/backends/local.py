@@ -9,10 +9,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from flask_stash.backends.base import BaseCache, to_seconds
-from flask_stash.core.api import Backend
-from flask_stash.core.backends.memory import MemoryBackend
-from flask_stash.core.backends.null import NullBackend
+from flask_stash.backends._settings import BackendKeys
+from flask_stash.backends.base import BackendPlan, BaseCache, to_seconds
 from flask_stash.core.errors import ConfigurationError
 
 
@@ -36,23 +34,35 @@ class SimpleCache(BaseCache):
         max_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        ignore_delete_many_errors = _deprecated_alias(ignore_errors, ignore_delete_many_errors)
-        default_timeout = to_seconds(default_timeout)
-        # As cachelib: a threshold of 0 means the default bound, not none (use max_bytes).
-        self._backend = MemoryBackend(
-            threshold or 500, default_timeout, max_bytes=max_bytes, clock=clock
-        )
-        super().__init__(default_timeout, ignore_delete_many_errors)
-
-    def _make_backend(self) -> Backend:
-        return self._backend
+        self._open(
+            self.plan(
+                threshold, default_timeout, ignore_delete_many_errors, ignore_errors,
+                max_bytes=max_bytes, clock=clock,
+            )
+        )  # fmt: skip
 
     @classmethod
-    def factory(
-        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
-    ) -> BaseCache:
-        kwargs = {"threshold": config["CACHE_THRESHOLD"], **kwargs}
-        return cls(*args, **kwargs)
+    def plan(
+        cls,
+        threshold: int = 500,
+        default_timeout: float | dt.timedelta = 300,
+        ignore_delete_many_errors: bool = False,
+        ignore_errors: bool | None = None,
+        *,
+        max_bytes: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> BackendPlan:
+        timeout = to_seconds(default_timeout)
+        # As cachelib: a threshold of 0 means the default bound, not none (use max_bytes).
+        options: dict[str, Any] = {"threshold": threshold or 500, "default_timeout": timeout}
+        options.update(max_bytes=max_bytes, clock=clock)
+        ignore = _deprecated_alias(ignore_errors, ignore_delete_many_errors)
+        return BackendPlan("memory", options, timeout, ignore)
+
+    @classmethod
+    def config_kwargs(cls, keys: BackendKeys) -> dict[str, Any]:
+        """Constructor arguments from the ``CACHE_*`` keys: ``CACHE_THRESHOLD``."""
+        return {"threshold": keys.threshold}
 
 
 class FileSystemCache(BaseCache):
@@ -69,37 +79,43 @@ class FileSystemCache(BaseCache):
         ignore_errors: bool | None = None,
         **options: Any,
     ) -> None:
-        from flask_stash.core.backends.filesystem import FileSystemBackend
-
-        ignore_delete_many_errors = _deprecated_alias(ignore_errors, ignore_delete_many_errors)
-        default_timeout = to_seconds(default_timeout)
-        if not cache_dir:
-            raise ConfigurationError("FileSystemCache needs a cache_dir (CACHE_DIR)")
-        self._backend = FileSystemBackend(
-            cache_dir,
-            threshold,
-            default_timeout,
-            0o600 if mode is None else mode,
-            hash_method,
-            **options,
-        )
-        super().__init__(default_timeout, ignore_delete_many_errors)
-
-    def _make_backend(self) -> Backend:
-        return self._backend
+        self._open(
+            self.plan(
+                cache_dir, threshold, default_timeout, mode, hash_method,
+                ignore_delete_many_errors, ignore_errors, **options,
+            )
+        )  # fmt: skip
 
     @classmethod
-    def factory(
-        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
-    ) -> BaseCache:
-        if not args and "cache_dir" not in kwargs:
-            args = [config["CACHE_DIR"]]
-        kwargs = {
-            "threshold": config["CACHE_THRESHOLD"],
-            "hash_method": config["CACHE_FILE_HASH_METHOD"],
-            **kwargs,
+    def plan(
+        cls,
+        cache_dir: str,
+        threshold: int = 500,
+        default_timeout: float | dt.timedelta = 300,
+        mode: int | None = None,
+        hash_method: Callable[..., Any] = hashlib.sha256,
+        ignore_delete_many_errors: bool = False,
+        ignore_errors: bool | None = None,
+        **options: Any,
+    ) -> BackendPlan:
+        if not cache_dir:
+            raise ConfigurationError("FileSystemCache needs a cache_dir (CACHE_DIR)")
+        timeout = to_seconds(default_timeout)
+        options.update(
+            cache_dir=cache_dir, threshold=threshold, default_timeout=timeout,
+            mode=0o600 if mode is None else mode, hash_method=hash_method,
+        )  # fmt: skip
+        ignore = _deprecated_alias(ignore_errors, ignore_delete_many_errors)
+        return BackendPlan("filesystem", options, timeout, ignore)
+
+    @classmethod
+    def config_kwargs(cls, keys: BackendKeys) -> dict[str, Any]:
+        """``CACHE_DIR``, ``CACHE_THRESHOLD`` and ``CACHE_FILE_HASH_METHOD``."""
+        return {
+            "cache_dir": keys.cache_dir,
+            "threshold": keys.threshold,
+            "hash_method": keys.file_hash_method,
         }
-        return cls(*args, **kwargs)
 
 
 class NullCache(BaseCache):
@@ -108,12 +124,14 @@ class NullCache(BaseCache):
     def __init__(
         self, default_timeout: float | dt.timedelta = 300, ignore_delete_many_errors: bool = False
     ) -> None:
-        default_timeout = to_seconds(default_timeout)
-        self._backend = NullBackend(default_timeout)
-        super().__init__(default_timeout, ignore_delete_many_errors)
+        self._open(self.plan(default_timeout, ignore_delete_many_errors))
 
-    def _make_backend(self) -> Backend:
-        return self._backend
+    @classmethod
+    def plan(
+        cls, default_timeout: float | dt.timedelta = 300, ignore_delete_many_errors: bool = False
+    ) -> BackendPlan:
+        timeout = to_seconds(default_timeout)
+        return BackendPlan("null", {"default_timeout": timeout}, timeout, ignore_delete_many_errors)
 
 
 def _deprecated_alias(ignore_errors: bool | None, ignore_delete_many_errors: bool) -> bool:
@@ -123,6 +141,6 @@ def _deprecated_alias(ignore_errors: bool | None, ignore_delete_many_errors: boo
         "'ignore_errors' is deprecated and will be removed in the next version. "
         "Use 'ignore_delete_many_errors' instead.",
         DeprecationWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
     return ignore_errors

@@ -19,6 +19,7 @@ import redis
 from pymemcache.client.base import Client
 
 from flask_stash import Cache
+from flask_stash.backends import RedisCache
 from flask_stash.config import ConfigWarning
 
 from .. import servers
@@ -65,14 +66,18 @@ PREFIX_SOURCES = [
 ]
 
 
+class SubclassedRedisCache(RedisCache):
+    """A user's subclass: built through the Flask-Caching factory protocol."""
+
+
 @pytest.mark.parametrize(("config", "prefix"), PREFIX_SOURCES)
-@pytest.mark.parametrize("kind", ["RedisCache", "redis"])
+@pytest.mark.parametrize("kind", ["RedisCache", "redis", SubclassedRedisCache])
 def test_redis_writes_and_clears_under_the_prefix_that_wins(
     redis_single: servers.Server,
     raw_redis: redis.Redis,
     config: dict[str, Any],
     prefix: str,
-    kind: str,
+    kind: Any,
 ) -> None:
     config = _redis_config(redis_single, CACHE_TYPE=kind, **config)
     if "CACHE_ARGS" in config:

@@ -11,7 +11,7 @@ import hashlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from flask_stash.core.backends._urls import (
     REDIS_PORT,
@@ -20,6 +20,8 @@ from flask_stash.core.backends._urls import (
     parse_hosts,
 )
 from flask_stash.core.errors import ConfigurationError
+
+T = TypeVar("T")
 
 #: The backend keys and Flask-Caching's defaults (ours where we add keys).
 DEFAULTS: dict[str, Any] = {
@@ -67,7 +69,7 @@ class BackendKeys:
         values = {**DEFAULTS, **{k: v for k, v in config.items() if k in DEFAULTS}}
         servers = values["CACHE_MEMCACHED_SERVERS"]
         if servers is not None:
-            memcached_location(servers, None)  # validated now; kept as given
+            _checked("CACHE_MEMCACHED_SERVERS", memcached_location, servers, None)
         return cls(
             threshold=_count(values, "CACHE_THRESHOLD"),
             cache_dir=_text(values, "CACHE_DIR"),
@@ -124,8 +126,13 @@ def _hosts(values: Mapping[str, Any], key: str, default_port: int) -> tuple[tupl
     value = values[key]
     if value is None or value == "":
         return ()
+    return tuple(_checked(key, parse_hosts, value, default_port))
+
+
+def _checked(key: str, parse: Callable[..., T], *args: Any) -> T:
+    """``parse(*args)``, its ConfigurationError prefixed with the key it is about."""
     try:
-        return tuple(parse_hosts(value, default_port))
+        return parse(*args)
     except ConfigurationError as exc:
         raise ConfigurationError(f"{key}: {exc}") from None
 

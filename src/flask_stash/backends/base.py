@@ -153,9 +153,16 @@ class BaseCache:
         keys = BackendKeys.read(config)
         options = config.get("CACHE_OPTIONS") or {}
         kwargs = constructor_kwargs(cls, keys, args, {**options, **kwargs})
-        if "key_prefix" in inspect.signature(cls).parameters:
-            prefix = config.get("CACHE_KEY_PREFIX") or ""
-            kwargs["key_prefix"] = effective_prefix(prefix, kwargs.get("key_prefix"))
+        signature = inspect.signature(cls)
+        if "key_prefix" in signature.parameters:
+            bound = signature.bind_partial(*args)  # CACHE_ARGS may hold the prefix
+            given = bound.arguments.get("key_prefix", kwargs.get("key_prefix"))
+            prefix = effective_prefix(config.get("CACHE_KEY_PREFIX") or "", given)
+            if "key_prefix" in bound.arguments:
+                bound.arguments["key_prefix"] = prefix
+                args = list(bound.args)
+            else:
+                kwargs["key_prefix"] = prefix
         return cls(*args, **kwargs)
 
     @classmethod

@@ -8,7 +8,6 @@ class or a Flask-Caching style factory, a class or factory object, and URLs
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import inspect
 import warnings
@@ -18,7 +17,7 @@ from typing import Any
 
 from flask_stash import backends as compat
 from flask_stash.backends._settings import constructor_kwargs, effective_prefix, named_arguments
-from flask_stash.backends.base import BackendPlan, BaseCache
+from flask_stash.backends.base import BaseCache, store_options
 from flask_stash.backends.serializer import is_serializer, user_serializer
 from flask_stash.config import CacheConfig, ConfigWarning
 from flask_stash.core.api import Backend
@@ -87,26 +86,31 @@ class Choice:
 def build(app: Any, config: CacheConfig) -> BuiltCache:
     """Create the configured backend; every configuration problem raises here."""
     choice = resolve(config)
-    if choice.builtin is not None:
-        plan = backend_plan(choice.builtin, choice.url_options, config)
-        made = choice.builtin.from_plan(
-            plan,
-            serializer=serializer_for(config, app),
-            fail_open=config.fail_open,
-            hash_method=config.hash_method,
-        )
-        return BuiltCache(made.store, made)
-    assert choice.factory is not None
-    return _build_foreign(app, config, choice.factory, choice.url_options)
+    if choice.builtin is None:
+        assert choice.factory is not None
+        return _build_foreign(app, config, choice.factory, choice.url_options)
+    cls = choice.builtin
+    kwargs, store_prefix = builtin_arguments(cls, choice.url_options, config)
+    options = {"key_prefix": store_prefix} if store_prefix is not None else {}
+    serializer = serializer_for(config, app)
+    with store_options(
+        serializer=serializer, fail_open=config.fail_open, hash_method=config.hash_method, **options
+    ):
+        try:
+            made = cls(**kwargs)
+        except TypeError as exc:
+            message = f"cannot build the cache backend {config.type!r}: {exc}"
+            raise ConfigurationError(message) from exc
+    return BuiltCache(made.store, made)
 
 
-def backend_plan(
+def builtin_arguments(
     cls: type[BaseCache], url_options: Mapping[str, Any], config: CacheConfig
-) -> BackendPlan:
-    """The plan of one of our classes: its ``CACHE_*`` keys < a URL < ``CACHE_OPTIONS`` <
-    ``CACHE_ARGS``; the key prefix as :func:`effective_prefix` decides (one prefix for the
-    store, the backend's namespace and ``clear()``)."""
-    plan_of: Callable[..., BackendPlan] = cls.plan  # type: ignore[attr-defined]
+) -> tuple[dict[str, Any], str | None]:
+    """Keyword arguments for one of our classes: its ``CACHE_*`` keys < a URL <
+    ``CACHE_OPTIONS`` < ``CACHE_ARGS``; and the store's key prefix when the class takes
+    none. One prefix, as :func:`effective_prefix` decides, serves the store, the backend's
+    namespace and ``clear()``."""
     given = {
         "default_timeout": config.default_timeout,
         "ignore_delete_many_errors": config.ignore_errors,
@@ -114,7 +118,7 @@ def backend_plan(
         **config.options,
     }
     kwargs = constructor_kwargs(cls, config.backend_keys, (), given)
-    kwargs.update(named_arguments(plan_of, config.args))
+    kwargs.update(named_arguments(cls, config.args))
     given_prefix = kwargs.pop("key_prefix", None)
     prefix = effective_prefix(config.key_prefix, given_prefix)
     if given_prefix is not None and given_prefix != prefix:
@@ -122,16 +126,16 @@ def backend_plan(
             f"CACHE_OPTIONS['key_prefix'] ({given_prefix!r}) is replaced by CACHE_KEY_PREFIX "
             f"({prefix!r}), as in Flask-Caching; set CACHE_KEY_PREFIX instead",
             ConfigWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
-    takes_prefix = "key_prefix" in inspect.signature(plan_of).parameters
-    if takes_prefix:
+    if "key_prefix" in inspect.signature(cls).parameters:
         kwargs["key_prefix"] = prefix
-    try:
-        plan = plan_of(**kwargs)
-    except TypeError as exc:
-        raise ConfigurationError(f"cannot build the cache backend {config.type!r}: {exc}") from exc
-    return plan if takes_prefix else dataclasses.replace(plan, key_prefix=prefix)
+        return kwargs, None
+    if not isinstance(prefix, str):
+        raise ConfigurationError(
+            f"a function as key_prefix needs a Redis backend, not {cls.__name__}"
+        )
+    return kwargs, prefix
 
 
 def _build_foreign(

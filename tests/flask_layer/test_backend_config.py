@@ -111,3 +111,9 @@ def test_a_dotted_path_to_our_class_is_our_class() -> None:
     with app.app_context():
         assert type(cache.cache) is SimpleCache
         assert cache.store.backend.threshold == 9  # type: ignore[attr-defined]
+
+
+def test_a_function_prefix_needs_a_backend_that_takes_one() -> None:
+    app = make_app(CACHE_KEY_PREFIX="", CACHE_OPTIONS={"key_prefix": lambda: "tenant:"})
+    with pytest.raises(ConfigurationError, match="function as key_prefix"):
+        Cache(app)

@@ -15,9 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 from flask_stash.backends._settings import BackendKeys, constructor_kwargs, effective_prefix
 from flask_stash.backends.serializer import is_serializer, user_serializer
@@ -29,8 +32,23 @@ from flask_stash.core.errors import BackendError
 from flask_stash.core.serializers import CustomSerializer
 from flask_stash.core.store import Store
 
-if TYPE_CHECKING:  # typing.Self needs Python 3.11
-    from typing_extensions import Self
+#: What ``init_app`` adds to the store of the object it builds (serializer, error policy,
+#: key hashing...): set around the constructor call by :func:`store_options`, so the
+#: constructor's signature stays cachelib's and the store is still built once.
+_STORE_OPTIONS: ContextVar[Mapping[str, Any]] = ContextVar(
+    "store_options", default=MappingProxyType({})
+)
+
+
+@contextmanager
+def store_options(**options: Any) -> Iterator[None]:
+    """Give the stores built inside the block these :class:`Store` options too."""
+    token = _STORE_OPTIONS.set(options)
+    try:
+        yield
+    finally:
+        _STORE_OPTIONS.reset(token)
+
 
 #: cachelib's basic methods, from which the others can be derived.
 BASIC_METHODS = ("get", "set", "add", "delete", "has")
@@ -45,9 +63,8 @@ def to_seconds(timeout: float | dt.timedelta) -> float:
 class BackendPlan:
     """What one of the Flask-Caching-named classes builds, decided from its arguments.
 
-    The same plan serves ``RedisCache(...)`` called directly and ``CACHE_TYPE =
-    "RedisCache"``: the core backend comes from
-    :func:`flask_stash.core.backends.create_backend`, the store is built once on it.
+    Each class's constructor turns cachelib's arguments into one: the core backend comes
+    from :func:`flask_stash.core.backends.create_backend`, the store is built once on it.
     """
 
     #: ``create_backend``'s name for the core backend, and its options.
@@ -114,24 +131,18 @@ class BaseCache:
     def _make_backend(self) -> Backend:
         return NullBackend()
 
-    @classmethod
-    def from_plan(cls, plan: BackendPlan, **store_options: Any) -> Self:
-        """An instance built from ``plan``, its store given ``store_options`` too."""
-        made = cls.__new__(cls)
-        made._open(plan, **store_options)
-        return made
-
-    def _open(self, plan: BackendPlan, **store_options: Any) -> None:
+    def _open(self, plan: BackendPlan) -> None:
         """Build the backend and the store ``plan`` describes, and become their front."""
         backend = create_backend(plan.name, **plan.options)
         prefix = plan.key_prefix
         self._backend = backend
-        self.store = Store(
-            CallablePrefixBackend(backend, prefix) if callable(prefix) else backend,
-            key_prefix="" if callable(prefix) else prefix,
-            default_timeout=plan.default_timeout,
-            **store_options,
-        )
+        store_options = {
+            "key_prefix": "" if callable(prefix) else prefix,
+            "default_timeout": plan.default_timeout,
+            **_STORE_OPTIONS.get(),
+        }
+        wrapped = CallablePrefixBackend(backend, prefix) if callable(prefix) else backend
+        self.store = Store(wrapped, **store_options)
         self.default_timeout = plan.default_timeout
         self.ignore_delete_many_errors = plan.ignore_delete_many_errors
         for name, value in plan.attributes.items():

@@ -34,30 +34,12 @@ class SimpleCache(BaseCache):
         max_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._open(
-            self.plan(
-                threshold, default_timeout, ignore_delete_many_errors, ignore_errors,
-                max_bytes=max_bytes, clock=clock,
-            )
-        )  # fmt: skip
-
-    @classmethod
-    def plan(
-        cls,
-        threshold: int = 500,
-        default_timeout: float | dt.timedelta = 300,
-        ignore_delete_many_errors: bool = False,
-        ignore_errors: bool | None = None,
-        *,
-        max_bytes: int | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> BackendPlan:
         timeout = to_seconds(default_timeout)
         # As cachelib: a threshold of 0 means the default bound, not none (use max_bytes).
         options: dict[str, Any] = {"threshold": threshold or 500, "default_timeout": timeout}
         options.update(max_bytes=max_bytes, clock=clock)
         ignore = _deprecated_alias(ignore_errors, ignore_delete_many_errors)
-        return BackendPlan("memory", options, timeout, ignore)
+        self._open(BackendPlan("memory", options, timeout, ignore))
 
     @classmethod
     def config_kwargs(cls, keys: BackendKeys) -> dict[str, Any]:
@@ -79,25 +61,6 @@ class FileSystemCache(BaseCache):
         ignore_errors: bool | None = None,
         **options: Any,
     ) -> None:
-        self._open(
-            self.plan(
-                cache_dir, threshold, default_timeout, mode, hash_method,
-                ignore_delete_many_errors, ignore_errors, **options,
-            )
-        )  # fmt: skip
-
-    @classmethod
-    def plan(
-        cls,
-        cache_dir: str,
-        threshold: int = 500,
-        default_timeout: float | dt.timedelta = 300,
-        mode: int | None = None,
-        hash_method: Callable[..., Any] = hashlib.sha256,
-        ignore_delete_many_errors: bool = False,
-        ignore_errors: bool | None = None,
-        **options: Any,
-    ) -> BackendPlan:
         if not cache_dir:
             raise ConfigurationError("FileSystemCache needs a cache_dir (CACHE_DIR)")
         timeout = to_seconds(default_timeout)
@@ -106,7 +69,7 @@ class FileSystemCache(BaseCache):
             mode=0o600 if mode is None else mode, hash_method=hash_method,
         )  # fmt: skip
         ignore = _deprecated_alias(ignore_errors, ignore_delete_many_errors)
-        return BackendPlan("filesystem", options, timeout, ignore)
+        self._open(BackendPlan("filesystem", options, timeout, ignore))
 
     @classmethod
     def config_kwargs(cls, keys: BackendKeys) -> dict[str, Any]:
@@ -124,14 +87,9 @@ class NullCache(BaseCache):
     def __init__(
         self, default_timeout: float | dt.timedelta = 300, ignore_delete_many_errors: bool = False
     ) -> None:
-        self._open(self.plan(default_timeout, ignore_delete_many_errors))
-
-    @classmethod
-    def plan(
-        cls, default_timeout: float | dt.timedelta = 300, ignore_delete_many_errors: bool = False
-    ) -> BackendPlan:
         timeout = to_seconds(default_timeout)
-        return BackendPlan("null", {"default_timeout": timeout}, timeout, ignore_delete_many_errors)
+        options = {"default_timeout": timeout}
+        self._open(BackendPlan("null", options, timeout, ignore_delete_many_errors))
 
 
 def _deprecated_alias(ignore_errors: bool | None, ignore_delete_many_errors: bool) -> bool:
@@ -141,6 +99,6 @@ def _deprecated_alias(ignore_errors: bool | None, ignore_delete_many_errors: boo
         "'ignore_errors' is deprecated and will be removed in the next version. "
         "Use 'ignore_delete_many_errors' instead.",
         DeprecationWarning,
-        stacklevel=4,
+        stacklevel=3,
     )
     return ignore_errors

@@ -7,7 +7,6 @@ is built, so importing :mod:`flask_stash` does not import pymemcache.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -45,29 +44,11 @@ class MemcachedCache(BaseCache):
         check_connection: bool = False,
         **options: Any,
     ) -> None:
-        self._open(
-            self.plan(
-                servers, default_timeout, key_prefix, pool_size, pool_blocking,
-                ignore_delete_many_errors, check_connection, **options,
-            )
-        )  # fmt: skip
-
-    @classmethod
-    def plan(
-        cls,
-        servers: Any = None,
-        default_timeout: float | dt.timedelta = 300,
-        key_prefix: str | None = None,
-        pool_size: int = 1,
-        pool_blocking: bool = True,
-        ignore_delete_many_errors: bool = False,
-        check_connection: bool = False,
-        **options: Any,
-    ) -> BackendPlan:
-        return _plan(
+        plan = _plan(
             "memcached", servers, default_timeout, key_prefix, ignore_delete_many_errors,
             check_connection, options,
         )  # fmt: skip
+        self._open(plan)
 
     @classmethod
     def config_kwargs(cls, keys: BackendKeys) -> dict[str, Any]:
@@ -96,33 +77,14 @@ class SASLMemcachedCache(MemcachedCache):
         ignore_delete_many_errors: bool = False,
         **options: Any,
     ) -> None:
-        self._open(
-            self.plan(
-                servers, default_timeout, key_prefix, username, password, pool_size,
-                pool_blocking, ignore_delete_many_errors, **options,
-            )
-        )  # fmt: skip
-
-    @classmethod
-    def plan(  # type: ignore[override]
-        cls,
-        servers: Any = None,
-        default_timeout: float | dt.timedelta = 300,
-        key_prefix: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        pool_size: int = 1,
-        pool_blocking: bool = True,
-        ignore_delete_many_errors: bool = False,
-        **options: Any,
-    ) -> BackendPlan:
         check_connection = options.pop("check_connection", False)
         sasl = {"username": username, "password": password, "pool_size": pool_size}
         sasl["pool_blocking"] = pool_blocking
-        return _plan(
+        plan = _plan(
             "memcached-sasl", servers, default_timeout, key_prefix, ignore_delete_many_errors,
             check_connection, {**options, **sasl},
         )  # fmt: skip
+        self._open(plan)
 
     @classmethod
     def config_kwargs(cls, keys: BackendKeys) -> dict[str, Any]:
@@ -142,31 +104,11 @@ class SpreadSASLMemcachedCache(SASLMemcachedCache):
     read. ``chunksize`` and ``maxchunk`` are accepted and ignored.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._open(self.plan(*args, **kwargs))
-
-    @classmethod
-    def plan(  # type: ignore[override]
-        cls,
-        servers: Any = None,
-        default_timeout: float | dt.timedelta = 300,
-        key_prefix: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        pool_size: int = 1,
-        pool_blocking: bool = True,
-        ignore_delete_many_errors: bool = False,
-        *,
-        chunksize: int = 1048448,
-        maxchunk: int = 32,
-        **options: Any,
-    ) -> BackendPlan:
-        plan = super().plan(
-            servers, default_timeout, key_prefix, username, password, pool_size,
-            pool_blocking, ignore_delete_many_errors, **options,
-        )  # fmt: skip
-        attributes = {**plan.attributes, "chunksize": chunksize, "maxchunk": maxchunk}
-        return dataclasses.replace(plan, attributes=attributes)
+    def __init__(
+        self, *args: Any, chunksize: int = 1048448, maxchunk: int = 32, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.chunksize, self.maxchunk = chunksize, maxchunk
 
 
 def _plan(

@@ -28,19 +28,19 @@ class _RedisFamily(BaseCache):
 
     _backend: RedisCommands[Any]
 
-    @staticmethod
-    def _plan(
+    def _open_redis(
+        self,
         name: str,
         options: dict[str, Any],
         key_prefix: KeyPrefix,
         default_timeout: float | dt.timedelta,
         ignore_errors: bool,
         check_connection: bool,
-    ) -> BackendPlan:
+    ) -> None:
         # The store prefixes keys; the backend's namespace (the same prefix) bounds clear().
         # A function prefix is applied per call by a wrapper, which bounds clear() itself.
         options["namespace"] = key_prefix if isinstance(key_prefix, str) else ""
-        return BackendPlan(
+        plan = BackendPlan(
             name,
             options,
             to_seconds(default_timeout),
@@ -49,6 +49,7 @@ class _RedisFamily(BaseCache):
             check_connection=check_connection,
             attributes={"key_prefix": key_prefix or ""},
         )
+        self._open(plan)
 
     @property
     def _write_client(self) -> Any:
@@ -100,28 +101,8 @@ class RedisCache(_RedisFamily):
         check_connection: bool = False,
         **kwargs: Any,
     ) -> None:
-        self._open(
-            self.plan(
-                host, port, password, db, default_timeout, key_prefix,
-                ignore_delete_many_errors, check_connection, **kwargs,
-            )
-        )  # fmt: skip
-
-    @classmethod
-    def plan(
-        cls,
-        host: Any = "localhost",
-        port: int = 6379,
-        password: str | None = None,
-        db: int = 0,
-        default_timeout: float | dt.timedelta = 300,
-        key_prefix: KeyPrefix = None,
-        ignore_delete_many_errors: bool = False,
-        check_connection: bool = False,
-        **kwargs: Any,
-    ) -> BackendPlan:
         options = {"host": host, "port": port, "password": password, "db": db, **kwargs}
-        return cls._plan(
+        self._open_redis(
             "redis", options, key_prefix, default_timeout, ignore_delete_many_errors,
             check_connection,
         )  # fmt: skip
@@ -158,33 +139,13 @@ class RedisSentinelCache(_RedisFamily):
         check_connection: bool = False,
         **kwargs: Any,
     ) -> None:
-        self._open(
-            self.plan(
-                sentinels, master, password, db, default_timeout, key_prefix,
-                ignore_delete_many_errors, check_connection, **kwargs,
-            )
-        )  # fmt: skip
-
-    @classmethod
-    def plan(
-        cls,
-        sentinels: Any = None,
-        master: str = "mymaster",
-        password: str | None = None,
-        db: int = 0,
-        default_timeout: float | dt.timedelta = 300,
-        key_prefix: KeyPrefix = "",
-        ignore_delete_many_errors: bool = False,
-        check_connection: bool = False,
-        **kwargs: Any,
-    ) -> BackendPlan:
         watchers = {k[9:]: kwargs.pop(k) for k in list(kwargs) if k.startswith("sentinel_")}
         options = {
             "sentinels": sentinels, "service": master, "password": password,
             "sentinel_password": watchers.pop("password", None), "db": db,
             "sentinel_options": watchers, **kwargs,
         }  # fmt: skip
-        return cls._plan(
+        self._open_redis(
             "redis-sentinel", options, key_prefix, default_timeout, ignore_delete_many_errors,
             check_connection,
         )  # fmt: skip
@@ -219,29 +180,11 @@ class RedisClusterCache(_RedisFamily):
         check_connection: bool = False,
         **kwargs: Any,
     ) -> None:
-        self._open(
-            self.plan(
-                cluster, password, default_timeout, key_prefix, ignore_delete_many_errors,
-                check_connection, **kwargs,
-            )
-        )  # fmt: skip
-
-    @classmethod
-    def plan(
-        cls,
-        cluster: Any = "",
-        password: str = "",
-        default_timeout: float | dt.timedelta = 300,
-        key_prefix: KeyPrefix = "",
-        ignore_delete_many_errors: bool = False,
-        check_connection: bool = False,
-        **kwargs: Any,
-    ) -> BackendPlan:
         url = kwargs.pop("url", None) or kwargs.pop("redis_url", None) or None
         kwargs.pop("redis_url", None)  # when both were given, ``url`` (CACHE_URL) wins
         kwargs.pop("skip_full_coverage_check", None)  # gone from redis-py; Flask-Caching passes it
         options = {"url": url, "startup_nodes": cluster or None, "password": password or None}
-        return cls._plan(
+        self._open_redis(
             "redis-cluster", {**options, **kwargs}, key_prefix, default_timeout,
             ignore_delete_many_errors, check_connection,
         )  # fmt: skip

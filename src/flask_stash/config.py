@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask_stash.backends._settings import DEFAULTS as BACKEND_DEFAULTS
+from flask_stash.backends._settings import BackendKeys
 from flask_stash.core.errors import ConfigurationError
 from flask_stash.core.stampede import Protection
 
@@ -20,12 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_URL": None,
     "CACHE_DEFAULT_TIMEOUT": 300,
     "CACHE_KEY_PREFIX": "flask_cache_",
-    "CACHE_THRESHOLD": 500,
-    "CACHE_DIR": None,
     "CACHE_OPTIONS": None,
     "CACHE_ARGS": [],
     "CACHE_HASH_METHOD": hashlib.sha256,
-    "CACHE_FILE_HASH_METHOD": hashlib.sha256,
     "CACHE_SOURCE_CHECK": False,
     "CACHE_ENABLE_SIGNALS": False,
     "CACHE_SERIALIZER": None,
@@ -50,18 +49,8 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_EARLY_REFRESH": 0,
     "CACHE_FAIL_SAFE": 0,
     "CACHE_TTL_JITTER": 0,
-    "CACHE_REDIS_HOST": "localhost",
-    "CACHE_REDIS_PORT": 6379,
-    "CACHE_REDIS_PASSWORD": None,
-    "CACHE_REDIS_DB": 0,
-    "CACHE_REDIS_URL": None,
-    "CACHE_REDIS_SENTINELS": None,
-    "CACHE_REDIS_SENTINEL_MASTER": None,
-    "CACHE_REDIS_SENTINEL_PASSWORD": None,
-    "CACHE_REDIS_CLUSTER": None,
-    "CACHE_MEMCACHED_SERVERS": None,
-    "CACHE_MEMCACHED_USERNAME": None,
-    "CACHE_MEMCACHED_PASSWORD": None,
+    # CACHE_THRESHOLD, CACHE_DIR, CACHE_FILE_HASH_METHOD, CACHE_REDIS_*, CACHE_MEMCACHED_*
+    **BACKEND_DEFAULTS,
 }
 
 SUCCESS_STATUSES = frozenset(range(200, 300))
@@ -76,20 +65,21 @@ class ConfigWarning(UserWarning):
 class CacheConfig:
     """The ``CACHE_*`` settings of one app, merged, defaulted and validated.
 
-    ``raw`` keeps every merged ``CACHE_*`` value for backend factories that read their
-    own keys (Flask-Caching's ``factory(app, config, args, kwargs)`` protocol).
+    ``raw`` keeps every merged ``CACHE_*`` value for third-party backend factories only
+    (Flask-Caching's ``factory(app, config, args, kwargs)`` protocol); the built-in
+    backends are built from the typed ``backend_keys``, ``options`` and ``args``.
     """
 
     type: Any
     url: str | None
+    #: ``CACHE_DEFAULT_TIMEOUT``, or ``CACHE_OPTIONS["default_timeout"]`` (which wins, as in
+    #: Flask-Caching): one timeout for the backend object, the store and the decorators.
     default_timeout: float
     key_prefix: str
-    threshold: int
-    cache_dir: str | None
     options: Mapping[str, Any]
     args: tuple[Any, ...]
+    backend_keys: BackendKeys
     hash_method: Callable[..., Any]
-    file_hash_method: Callable[..., Any]
     source_check: bool
     enable_signals: bool
     serializer: Any
@@ -129,17 +119,20 @@ def merge(
 
 def read(merged: Mapping[str, Any]) -> CacheConfig:
     """Validate merged settings; every problem is a :class:`ConfigurationError` now."""
+    options = _mapping(merged, "CACHE_OPTIONS")
+    timeout_key = "CACHE_OPTIONS['default_timeout']"
+    if "default_timeout" not in options:
+        timeout_key = "CACHE_DEFAULT_TIMEOUT"
+    timeout = options.get("default_timeout", merged["CACHE_DEFAULT_TIMEOUT"])
     return CacheConfig(
         type=merged["CACHE_TYPE"],
         url=_optional_str(merged, "CACHE_URL"),
-        default_timeout=normalize_timeout(merged["CACHE_DEFAULT_TIMEOUT"], "CACHE_DEFAULT_TIMEOUT"),
+        default_timeout=normalize_timeout(timeout, timeout_key),
         key_prefix=_str(merged, "CACHE_KEY_PREFIX"),
-        threshold=_non_negative_int(merged, "CACHE_THRESHOLD"),
-        cache_dir=_optional_str(merged, "CACHE_DIR"),
-        options=_mapping(merged, "CACHE_OPTIONS"),
+        options=options,
         args=_sequence(merged, "CACHE_ARGS"),
+        backend_keys=BackendKeys.read(merged),
         hash_method=_hash(merged, "CACHE_HASH_METHOD"),
-        file_hash_method=_hash(merged, "CACHE_FILE_HASH_METHOD"),
         source_check=_bool(merged, "CACHE_SOURCE_CHECK"),
         enable_signals=_bool(merged, "CACHE_ENABLE_SIGNALS"),
         serializer=merged["CACHE_SERIALIZER"],

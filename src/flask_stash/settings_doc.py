@@ -46,14 +46,16 @@ SETTINGS: dict[str, SettingDoc] = {
     "CACHE_DEFAULT_TIMEOUT": SettingDoc(
         "seconds (int, float, numeric str, timedelta)",
         BEHAVIOUR,
-        "Timeout of entries stored without one; `0` never expires.",
+        "Timeout of entries stored without one; `0` never expires. "
+        "`CACHE_OPTIONS['default_timeout']` wins over it, as in Flask-Caching.",
     ),
     "CACHE_KEY_PREFIX": SettingDoc(
         "str",
         BEHAVIOUR,
-        "Prepended to every key, so several apps can share one server. A per-call "
-        "prefix (a function) is accepted by the Redis backends' `key_prefix` argument "
-        "(`CACHE_OPTIONS`).",
+        "Prepended to every key, so several apps can share one server; on Redis, "
+        "`clear()` deletes the keys under it. It wins over a `key_prefix` in "
+        "`CACHE_OPTIONS` or `CACHE_ARGS` unless it is empty (Flask-Caching's precedence); a "
+        "per-call prefix (a function) is accepted there by the Redis backends.",
     ),
     "CACHE_THRESHOLD": SettingDoc(
         "int >= 0",
@@ -68,10 +70,14 @@ SETTINGS: dict[str, SettingDoc] = {
         "dict | None",
         BACKEND,
         "Keyword arguments for the backend class (`max_bytes`, `socket_timeout`, "
-        "`read_from_replicas`, `check_connection`...).",
+        "`read_from_replicas`, `check_connection`...); they win over the backend's own "
+        "`CACHE_*` keys and the URL's options.",
     ),
     "CACHE_ARGS": SettingDoc(
-        "list", BACKEND, "Positional arguments for the backend class, before `CACHE_OPTIONS`."
+        "list",
+        BACKEND,
+        "Positional arguments for the backend class; they win over `CACHE_OPTIONS` and the "
+        "backend's `CACHE_*` keys for the parameters they fill.",
     ),
     "CACHE_HASH_METHOD": SettingDoc(
         "hashlib constructor or its name",

@@ -14,9 +14,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from flask_stash.backends.cachelib import CachelibBackend
 from flask_stash.config import CacheConfig
 from flask_stash.core.api import Backend
+from flask_stash.core.backends.cachelib import CachelibBackend
 from flask_stash.core.backends.memory import MemoryBackend
 from flask_stash.core.backends.null import NullBackend
 from flask_stash.core.errors import ConfigurationError

@@ -56,7 +56,7 @@ _hooked = False
 
 def in_process_name(backend: object) -> str | None:
     """The name of ``backend`` if it keeps entries in this process's memory, else ``None``."""
-    from flask_stash.backends.cachelib import CachelibBackend
+    from flask_stash.core.backends.cachelib import CachelibBackend
     from flask_stash.core.backends.memory import MemoryBackend
 
     if isinstance(backend, MemoryBackend):

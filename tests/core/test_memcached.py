@@ -26,6 +26,7 @@ from flask_stash.backends.memcached import (
     SpreadSASLMemcachedCache,
 )
 from flask_stash.core.api import MISS, Backend, SupportsAtomicAdd, SupportsIncrement, SupportsLock
+from flask_stash.core.backends._urls import memcached_url
 from flask_stash.core.backends.memcached import (
     LAST_TIMESTAMP,
     RELATIVE_TTL_LIMIT,
@@ -35,7 +36,6 @@ from flask_stash.core.backends.memcached import (
     lock_key,
     wire_key,
 )
-from flask_stash.core.backends.memcached_servers import parse_url
 from flask_stash.core.errors import BackendError, ConfigurationError, EntryTooLarge
 from flask_stash.core.memoize import memoize
 from flask_stash.core.store import Store
@@ -559,7 +559,7 @@ def test_server_forms() -> None:
             assert backend.servers == expected
     with contextlib.closing(MemcachedBackend(url="memcached:///run/mc.sock")) as backend:
         assert backend.servers == ["/run/mc.sock"]
-    assert parse_url("memcached://u:p%40ss@h:7") == ([("h", 7)], "u", "p@ss")
+    assert memcached_url("memcached://u:p%40ss@h:7") == ([("h", 7)], "u", "p@ss")
 
 
 @pytest.mark.parametrize(

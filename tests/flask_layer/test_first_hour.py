@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flask_stash import Cache
-from flask_stash.core.backends.redis_urls import _sentinel_url
+from flask_stash.core.backends._urls import sentinel_url_options
 
 ROOT = Path(__file__).resolve().parents[2]
 REPOSITORY = "https://github.com/flask-stash/flask-stash"
@@ -52,7 +52,7 @@ def test_sentinel_samples_configure_the_same_passwords() -> None:
     sample = docs.split("### Sentinel", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     app = types.SimpleNamespace(config={})
     exec(sample, {"app": app})  # the doc's own code
-    _, url_options, _ = _sentinel_url(app.config["CACHE_URL"])
+    _, url_options, _ = sentinel_url_options(app.config["CACHE_URL"])
     assert url_options["password"] == app.config["CACHE_REDIS_PASSWORD"]
     assert url_options["sentinel_password"] == app.config["CACHE_REDIS_SENTINEL_PASSWORD"]
 

@@ -13,16 +13,42 @@ them, as cachelib's ``BaseCache`` does, instead of the store's.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar
 
+from flask_stash.backends._settings import BackendKeys, constructor_kwargs, effective_prefix
 from flask_stash.backends.serializer import is_serializer, user_serializer
 from flask_stash.core.api import MISS, Backend
+from flask_stash.core.backends import create_backend
 from flask_stash.core.backends.null import NullBackend
+from flask_stash.core.backends.prefixed import CallablePrefixBackend
 from flask_stash.core.errors import BackendError
 from flask_stash.core.serializers import CustomSerializer
 from flask_stash.core.store import Store
+
+#: What ``init_app`` adds to the store of the object it builds (serializer, error policy,
+#: key hashing...): set around the constructor call by :func:`store_options`, so the
+#: constructor's signature stays cachelib's and the store is still built once.
+_STORE_OPTIONS: ContextVar[Mapping[str, Any]] = ContextVar(
+    "store_options", default=MappingProxyType({})
+)
+
+
+@contextmanager
+def store_options(**options: Any) -> Iterator[None]:
+    """Give the stores built inside the block these :class:`Store` options too."""
+    token = _STORE_OPTIONS.set(options)
+    try:
+        yield
+    finally:
+        _STORE_OPTIONS.reset(token)
+
 
 #: cachelib's basic methods, from which the others can be derived.
 BASIC_METHODS = ("get", "set", "add", "delete", "has")
@@ -31,6 +57,28 @@ BASIC_METHODS = ("get", "set", "add", "delete", "has")
 def to_seconds(timeout: float | dt.timedelta) -> float:
     """A ``timedelta`` as whole seconds, rounded up (cachelib 0.17); a number as is."""
     return math.ceil(timeout.total_seconds()) if isinstance(timeout, dt.timedelta) else timeout
+
+
+@dataclass(frozen=True)
+class BackendPlan:
+    """What one of the Flask-Caching-named classes builds, decided from its arguments.
+
+    Each class's constructor turns cachelib's arguments into one: the core backend comes
+    from :func:`flask_stash.core.backends.create_backend`, the store is built once on it.
+    """
+
+    #: ``create_backend``'s name for the core backend, and its options.
+    name: str
+    options: Mapping[str, Any]
+    default_timeout: float
+    ignore_delete_many_errors: bool = False
+    #: Every key is stored under it; a function is called per operation (cachelib's
+    #: callable ``key_prefix``: a tenant, say).
+    key_prefix: str | Callable[[], str] = ""
+    #: Reach the server now and raise ``RuntimeError`` if it does not answer.
+    check_connection: bool = False
+    #: Attributes the object exposes as cachelib's does (``key_prefix``, ``chunksize``...).
+    attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
 class BaseCache:
@@ -83,12 +131,55 @@ class BaseCache:
     def _make_backend(self) -> Backend:
         return NullBackend()
 
+    def _open(self, plan: BackendPlan) -> None:
+        """Build the backend and the store ``plan`` describes, and become their front."""
+        backend = create_backend(plan.name, **plan.options)
+        prefix = plan.key_prefix
+        self._backend = backend
+        store_options = {
+            "key_prefix": "" if callable(prefix) else prefix,
+            "default_timeout": plan.default_timeout,
+            **_STORE_OPTIONS.get(),
+        }
+        wrapped = CallablePrefixBackend(backend, prefix) if callable(prefix) else backend
+        self.store = Store(wrapped, **store_options)
+        self.default_timeout = plan.default_timeout
+        self.ignore_delete_many_errors = plan.ignore_delete_many_errors
+        for name, value in plan.attributes.items():
+            setattr(self, name, value)
+        custom = self.custom_serializer()
+        if custom is not None:
+            self.store.serializer = user_serializer(custom, self.store.serializer)
+        if plan.check_connection:  # cachelib's argument: fail now if the server is unreachable
+            self._verify_connection()
+
     @classmethod
     def factory(
         cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> BaseCache:
-        """Flask-Caching's construction hook: build from the app's merged config."""
+        """Flask-Caching's construction hook (``CACHE_TYPE`` naming a subclass by a dotted
+        path): the class's ``CACHE_*`` keys, read as :class:`BackendKeys`, then
+        ``CACHE_OPTIONS``, ``kwargs`` and ``args``; the key prefix as
+        :func:`effective_prefix` decides."""
+        keys = BackendKeys.read(config)
+        options = config.get("CACHE_OPTIONS") or {}
+        kwargs = constructor_kwargs(cls, keys, args, {**options, **kwargs})
+        signature = inspect.signature(cls)
+        if "key_prefix" in signature.parameters:
+            bound = signature.bind_partial(*args)  # CACHE_ARGS may hold the prefix
+            given = bound.arguments.get("key_prefix", kwargs.get("key_prefix"))
+            prefix = effective_prefix(config.get("CACHE_KEY_PREFIX") or "", given)
+            if "key_prefix" in bound.arguments:
+                bound.arguments["key_prefix"] = prefix
+                args = list(bound.args)
+            else:
+                kwargs["key_prefix"] = prefix
         return cls(*args, **kwargs)
+
+    @classmethod
+    def config_kwargs(cls, keys: BackendKeys) -> dict[str, Any]:
+        """Constructor arguments the class takes from the ``CACHE_*`` keys (none here)."""
+        return {}
 
     @classmethod
     def overrides_value_api(cls) -> bool:

@@ -9,10 +9,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from flask_stash.backends.base import BaseCache, to_seconds
-from flask_stash.core.api import Backend
-from flask_stash.core.backends.memory import MemoryBackend
-from flask_stash.core.backends.null import NullBackend
+from flask_stash.backends._settings import BackendKeys
+from flask_stash.backends.base import BackendPlan, BaseCache, to_seconds
 from flask_stash.core.errors import ConfigurationError
 
 
@@ -36,23 +34,17 @@ class SimpleCache(BaseCache):
         max_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        ignore_delete_many_errors = _deprecated_alias(ignore_errors, ignore_delete_many_errors)
-        default_timeout = to_seconds(default_timeout)
+        timeout = to_seconds(default_timeout)
         # As cachelib: a threshold of 0 means the default bound, not none (use max_bytes).
-        self._backend = MemoryBackend(
-            threshold or 500, default_timeout, max_bytes=max_bytes, clock=clock
-        )
-        super().__init__(default_timeout, ignore_delete_many_errors)
-
-    def _make_backend(self) -> Backend:
-        return self._backend
+        options: dict[str, Any] = {"threshold": threshold or 500, "default_timeout": timeout}
+        options.update(max_bytes=max_bytes, clock=clock)
+        ignore = _deprecated_alias(ignore_errors, ignore_delete_many_errors)
+        self._open(BackendPlan("memory", options, timeout, ignore))
 
     @classmethod
-    def factory(
-        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
-    ) -> BaseCache:
-        kwargs = {"threshold": config["CACHE_THRESHOLD"], **kwargs}
-        return cls(*args, **kwargs)
+    def config_kwargs(cls, keys: BackendKeys) -> dict[str, Any]:
+        """Constructor arguments from the ``CACHE_*`` keys: ``CACHE_THRESHOLD``."""
+        return {"threshold": keys.threshold}
 
 
 class FileSystemCache(BaseCache):
@@ -69,37 +61,24 @@ class FileSystemCache(BaseCache):
         ignore_errors: bool | None = None,
         **options: Any,
     ) -> None:
-        from flask_stash.core.backends.filesystem import FileSystemBackend
-
-        ignore_delete_many_errors = _deprecated_alias(ignore_errors, ignore_delete_many_errors)
-        default_timeout = to_seconds(default_timeout)
         if not cache_dir:
             raise ConfigurationError("FileSystemCache needs a cache_dir (CACHE_DIR)")
-        self._backend = FileSystemBackend(
-            cache_dir,
-            threshold,
-            default_timeout,
-            0o600 if mode is None else mode,
-            hash_method,
-            **options,
-        )
-        super().__init__(default_timeout, ignore_delete_many_errors)
-
-    def _make_backend(self) -> Backend:
-        return self._backend
+        timeout = to_seconds(default_timeout)
+        options.update(
+            cache_dir=cache_dir, threshold=threshold, default_timeout=timeout,
+            mode=0o600 if mode is None else mode, hash_method=hash_method,
+        )  # fmt: skip
+        ignore = _deprecated_alias(ignore_errors, ignore_delete_many_errors)
+        self._open(BackendPlan("filesystem", options, timeout, ignore))
 
     @classmethod
-    def factory(
-        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
-    ) -> BaseCache:
-        if not args and "cache_dir" not in kwargs:
-            args = [config["CACHE_DIR"]]
-        kwargs = {
-            "threshold": config["CACHE_THRESHOLD"],
-            "hash_method": config["CACHE_FILE_HASH_METHOD"],
-            **kwargs,
+    def config_kwargs(cls, keys: BackendKeys) -> dict[str, Any]:
+        """``CACHE_DIR``, ``CACHE_THRESHOLD`` and ``CACHE_FILE_HASH_METHOD``."""
+        return {
+            "cache_dir": keys.cache_dir,
+            "threshold": keys.threshold,
+            "hash_method": keys.file_hash_method,
         }
-        return cls(*args, **kwargs)
 
 
 class NullCache(BaseCache):
@@ -108,12 +87,9 @@ class NullCache(BaseCache):
     def __init__(
         self, default_timeout: float | dt.timedelta = 300, ignore_delete_many_errors: bool = False
     ) -> None:
-        default_timeout = to_seconds(default_timeout)
-        self._backend = NullBackend(default_timeout)
-        super().__init__(default_timeout, ignore_delete_many_errors)
-
-    def _make_backend(self) -> Backend:
-        return self._backend
+        timeout = to_seconds(default_timeout)
+        options = {"default_timeout": timeout}
+        self._open(BackendPlan("null", options, timeout, ignore_delete_many_errors))
 
 
 def _deprecated_alias(ignore_errors: bool | None, ignore_delete_many_errors: bool) -> bool:

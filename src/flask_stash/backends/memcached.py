@@ -8,13 +8,11 @@ is built, so importing :mod:`flask_stash` does not import pymemcache.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flask_stash.backends.base import BaseCache, to_seconds
-from flask_stash.core.store import Store
-
-if TYPE_CHECKING:
-    from flask_stash.core.backends.memcached import MemcachedBackend
+from flask_stash.backends._settings import BackendKeys
+from flask_stash.backends.base import BackendPlan, BaseCache, to_seconds
+from flask_stash.core.backends._urls import memcached_url
 
 __all__ = ["MemcachedCache", "SASLMemcachedCache", "SpreadSASLMemcachedCache"]
 
@@ -24,13 +22,15 @@ class MemcachedCache(BaseCache):
 
     ``servers`` is a list of ``"host:port"`` strings or ``(host, port)`` pairs
     (``CACHE_MEMCACHED_SERVERS``; ``None`` is ``127.0.0.1:11211``), or a
-    ``memcached://h1:p1,h2:p2`` URL (``CACHE_URL``). Extra keyword arguments
-    (``CACHE_OPTIONS``) go to :class:`~flask_stash.core.backends.memcached.MemcachedBackend`:
-    ``connect_timeout``, ``timeout``, ``retry_attempts``, ``retry_timeout``,
-    ``dead_timeout``, ``max_value_size``. ``pool_size`` and ``pool_blocking`` are accepted
-    for compatibility and ignored: pymemcache's pool opens one connection per thread
-    that needs one. ``check_connection=True`` reaches the servers now and raises
-    ``RuntimeError`` if none answers (cachelib's argument).
+    ``memcached://h1:p1,h2:p2`` URL (``CACHE_URL``, or ``url=``, which wins). Extra
+    keyword arguments (``CACHE_OPTIONS``) go to
+    :class:`~flask_stash.core.backends.memcached.MemcachedBackend`: ``connect_timeout``,
+    ``timeout``, ``retry_attempts``, ``retry_timeout``, ``dead_timeout``,
+    ``max_value_size``. ``pool_size`` and ``pool_blocking`` are accepted for compatibility
+    and ignored: pymemcache's pool opens one connection per thread that needs one.
+    ``check_connection=True`` reaches the servers now and raises ``RuntimeError`` if none
+    answers (cachelib's argument). ``clear()`` is ``flush_all``: it empties the servers,
+    other applications' keys included (memcached has no namespaces).
     """
 
     def __init__(
@@ -44,38 +44,16 @@ class MemcachedCache(BaseCache):
         check_connection: bool = False,
         **options: Any,
     ) -> None:
-        default_timeout = to_seconds(default_timeout)
-        self._backend = self._connect(servers, pool_size, pool_blocking, options)
-        store = Store(self._backend, key_prefix=key_prefix or "", default_timeout=default_timeout)
-        super().__init__(default_timeout, ignore_delete_many_errors, store=store)
-        if check_connection:
-            self._verify_connection()
-
-    def _connect(
-        self, servers: Any, pool_size: int, pool_blocking: bool, options: dict[str, Any]
-    ) -> MemcachedBackend:
-        from flask_stash.core.backends.memcached import MemcachedBackend
-
-        return MemcachedBackend(servers, **options)
-
-    def _make_backend(self) -> MemcachedBackend:
-        return self._backend
+        plan = _plan(
+            "memcached", servers, default_timeout, key_prefix, ignore_delete_many_errors,
+            check_connection, options,
+        )  # fmt: skip
+        self._open(plan)
 
     @classmethod
-    def factory(
-        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
-    ) -> BaseCache:
-        """Build from ``CACHE_MEMCACHED_SERVERS`` (or the ``CACHE_URL`` the app factory
-        passes as ``url``), ``CACHE_KEY_PREFIX`` and ``CACHE_OPTIONS``."""
-        kwargs = dict(kwargs)
-        url = kwargs.pop("url", None)
-        if not args and "servers" not in kwargs:
-            kwargs["servers"] = url if url is not None else config.get("CACHE_MEMCACHED_SERVERS")
-        kwargs.setdefault("key_prefix", config.get("CACHE_KEY_PREFIX"))
-        target = cls
-        if cls is MemcachedCache and _has_credentials(kwargs["servers"] if not args else None):
-            target = SASLMemcachedCache  # memcached://user:password@host needs SASL
-        return target(*args, **kwargs)
+    def config_kwargs(cls, keys: BackendKeys) -> dict[str, Any]:
+        """``CACHE_MEMCACHED_SERVERS``."""
+        return {"servers": keys.memcached_servers}
 
 
 class SASLMemcachedCache(MemcachedCache):
@@ -99,42 +77,23 @@ class SASLMemcachedCache(MemcachedCache):
         ignore_delete_many_errors: bool = False,
         **options: Any,
     ) -> None:
-        self._credentials = (username, password)
-        super().__init__(
-            servers,
-            default_timeout,
-            key_prefix,
-            pool_size,
-            pool_blocking,
-            ignore_delete_many_errors,
-            **options,
-        )
-
-    def _connect(
-        self, servers: Any, pool_size: int, pool_blocking: bool, options: dict[str, Any]
-    ) -> MemcachedBackend:
-        from flask_stash.core.backends.memcached import SASLMemcachedBackend
-
-        username, password = self._credentials
-        return SASLMemcachedBackend(
-            servers,
-            username=username,
-            password=password,
-            pool_size=pool_size,
-            pool_blocking=pool_blocking,
-            **options,
-        )
+        check_connection = options.pop("check_connection", False)
+        sasl = {"username": username, "password": password, "pool_size": pool_size}
+        sasl["pool_blocking"] = pool_blocking
+        plan = _plan(
+            "memcached-sasl", servers, default_timeout, key_prefix, ignore_delete_many_errors,
+            check_connection, {**options, **sasl},
+        )  # fmt: skip
+        self._open(plan)
 
     @classmethod
-    def factory(
-        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
-    ) -> BaseCache:
-        kwargs = {
-            "username": config.get("CACHE_MEMCACHED_USERNAME"),
-            "password": config.get("CACHE_MEMCACHED_PASSWORD"),
-            **kwargs,
+    def config_kwargs(cls, keys: BackendKeys) -> dict[str, Any]:
+        """``CACHE_MEMCACHED_SERVERS``, ``..._USERNAME`` and ``..._PASSWORD``."""
+        return {
+            "servers": keys.memcached_servers,
+            "username": keys.memcached_username,
+            "password": keys.memcached_password,
         }
-        return super().factory(app, config, args, kwargs)
 
 
 class SpreadSASLMemcachedCache(SASLMemcachedCache):
@@ -148,13 +107,32 @@ class SpreadSASLMemcachedCache(SASLMemcachedCache):
     def __init__(
         self, *args: Any, chunksize: int = 1048448, maxchunk: int = 32, **kwargs: Any
     ) -> None:
-        self.chunksize, self.maxchunk = chunksize, maxchunk
         super().__init__(*args, **kwargs)
+        self.chunksize, self.maxchunk = chunksize, maxchunk
 
 
-def _has_credentials(servers: object) -> bool:
-    if not isinstance(servers, str) or "://" not in servers:
-        return False
-    from flask_stash.core.backends.memcached_servers import parse_url
-
-    return parse_url(servers)[1] is not None
+def _plan(
+    name: str,
+    servers: Any,
+    default_timeout: float | dt.timedelta,
+    key_prefix: str | None,
+    ignore_delete_many_errors: bool,
+    check_connection: bool,
+    options: dict[str, Any],
+) -> BackendPlan:
+    url = options.pop("url", None)
+    if isinstance(servers, str) and "://" in servers and url is None:
+        servers, url = None, servers  # CACHE_MEMCACHED_SERVERS given as a URL
+    if url is not None:  # a URL (CACHE_URL) replaces the servers, as for RedisCache
+        servers, options["url"] = None, url
+        if name == "memcached" and memcached_url(url)[1] is not None:
+            name = "memcached-sasl"  # memcached://user:password@host needs SASL
+    return BackendPlan(
+        name,
+        {"servers": servers, **options},
+        to_seconds(default_timeout),
+        ignore_delete_many_errors,
+        key_prefix=key_prefix or "",
+        check_connection=check_connection,
+        attributes={"key_prefix": key_prefix or ""},
+    )

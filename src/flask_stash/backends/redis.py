@@ -8,14 +8,12 @@ fail-open. redis-py is imported when one of these classes is built, not before.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from flask_stash.backends.base import BaseCache, to_seconds
-from flask_stash.core.api import Backend
-from flask_stash.core.backends.prefixed import CallablePrefixBackend
+from flask_stash.backends._settings import BackendKeys
+from flask_stash.backends.base import BackendPlan, BaseCache, to_seconds
 from flask_stash.core.errors import BackendError
-from flask_stash.core.store import Store
 
 if TYPE_CHECKING:
     from flask_stash.core.backends.redis import RedisCommands
@@ -25,36 +23,33 @@ KeyPrefix = str | Callable[[], str] | None
 
 
 class _RedisFamily(BaseCache):
-    """What the three classes share: the store, ``unlink`` and cachelib's client names."""
+    """What the three classes share: the plan's common part, ``unlink`` and cachelib's
+    client attribute names."""
 
-    #: The constructor's leading positional parameters, as ``CACHE_ARGS`` may give them.
-    _positional: ClassVar[tuple[str, ...]] = ()
     _backend: RedisCommands[Any]
 
-    def _setup(
+    def _open_redis(
         self,
-        backend: RedisCommands[Any],
+        name: str,
+        options: dict[str, Any],
         key_prefix: KeyPrefix,
         default_timeout: float | dt.timedelta,
         ignore_errors: bool,
-        check_connection: bool = False,
+        check_connection: bool,
     ) -> None:
-        default_timeout = to_seconds(default_timeout)
-        self._backend = backend
-        self.key_prefix = key_prefix or ""
-        if callable(key_prefix):  # cachelib's per-call prefix (a tenant, say)
-            prefixed = CallablePrefixBackend(backend, key_prefix)
-            self.store = Store(prefixed, default_timeout=default_timeout)
-        else:
-            # The store prefixes keys; the backend's namespace (the same prefix) bounds clear().
-            prefix = key_prefix or ""
-            self.store = Store(backend, key_prefix=prefix, default_timeout=default_timeout)
-        BaseCache.__init__(self, default_timeout, ignore_errors)
-        if check_connection:  # cachelib's argument: fail now if the server cannot be reached
-            self._verify_connection()
-
-    def _make_backend(self) -> Backend:
-        return self.store.backend
+        # The store prefixes keys; the backend's namespace (the same prefix) bounds clear().
+        # A function prefix is applied per call by a wrapper, which bounds clear() itself.
+        options["namespace"] = key_prefix if isinstance(key_prefix, str) else ""
+        plan = BackendPlan(
+            name,
+            options,
+            to_seconds(default_timeout),
+            ignore_errors,
+            key_prefix=key_prefix or "",
+            check_connection=check_connection,
+            attributes={"key_prefix": key_prefix or ""},
+        )
+        self._open(plan)
 
     @property
     def _write_client(self) -> Any:
@@ -94,8 +89,6 @@ class RedisCache(_RedisFamily):
     if the prefix is empty), never with ``FLUSHDB``.
     """
 
-    _positional = ("host", "port", "password", "db")
-
     def __init__(
         self,
         host: Any = "localhost",
@@ -108,30 +101,19 @@ class RedisCache(_RedisFamily):
         check_connection: bool = False,
         **kwargs: Any,
     ) -> None:
-        from flask_stash.core.backends.redis import RedisBackend
-
-        url = kwargs.pop("url", None)
-        namespace = _namespace(key_prefix)
-        backend = RedisBackend(
-            url, host=host, port=port, db=db, password=password, namespace=namespace, **kwargs
-        )
-        self._setup(
-            backend, key_prefix, default_timeout, ignore_delete_many_errors, check_connection
-        )
+        options = {"host": host, "port": port, "password": password, "db": db, **kwargs}
+        self._open_redis(
+            "redis", options, key_prefix, default_timeout, ignore_delete_many_errors,
+            check_connection,
+        )  # fmt: skip
 
     @classmethod
-    def factory(
-        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
-    ) -> BaseCache:
-        """Flask-Caching's keys: ``CACHE_REDIS_HOST``/``PORT``/``PASSWORD``/``DB``/``URL``."""
-        settings = {
-            "host": config.get("CACHE_REDIS_HOST") or "localhost",
-            "port": config.get("CACHE_REDIS_PORT") or 6379,
-            "password": config.get("CACHE_REDIS_PASSWORD") or None,
-            "db": config.get("CACHE_REDIS_DB") or 0,
-            "url": config.get("CACHE_REDIS_URL") or None,
-        }
-        return cls(*args, **_merged(cls, config, args, settings, kwargs))
+    def config_kwargs(cls, keys: BackendKeys) -> dict[str, Any]:
+        """``CACHE_REDIS_HOST``, ``..._PORT``, ``..._PASSWORD``, ``..._DB``, ``..._URL``."""
+        return _without_none(
+            host=keys.redis_host, port=keys.redis_port, password=keys.redis_password,
+            db=keys.redis_db, url=keys.redis_url,
+        )  # fmt: skip
 
 
 class RedisSentinelCache(_RedisFamily):
@@ -145,8 +127,6 @@ class RedisSentinelCache(_RedisFamily):
     (replicas lag, so a value just written could be missed).
     """
 
-    _positional = ("sentinels", "master", "password", "db")
-
     def __init__(
         self,
         sentinels: Any = None,
@@ -159,39 +139,27 @@ class RedisSentinelCache(_RedisFamily):
         check_connection: bool = False,
         **kwargs: Any,
     ) -> None:
-        from flask_stash.core.backends.redis_sentinel import RedisSentinelBackend
-
-        url = kwargs.pop("url", None)
         watchers = {k[9:]: kwargs.pop(k) for k in list(kwargs) if k.startswith("sentinel_")}
-        backend = RedisSentinelBackend(
-            url,
-            sentinels=sentinels,
-            service=master,
-            password=password,
-            sentinel_password=watchers.pop("password", None),
-            db=db,
-            namespace=_namespace(key_prefix),
-            sentinel_options=watchers,
-            **kwargs,
-        )
-        self._setup(
-            backend, key_prefix, default_timeout, ignore_delete_many_errors, check_connection
-        )
+        options = {
+            "sentinels": sentinels, "service": master, "password": password,
+            "sentinel_password": watchers.pop("password", None), "db": db,
+            "sentinel_options": watchers, **kwargs,
+        }  # fmt: skip
+        self._open_redis(
+            "redis-sentinel", options, key_prefix, default_timeout, ignore_delete_many_errors,
+            check_connection,
+        )  # fmt: skip
 
     @classmethod
-    def factory(
-        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
-    ) -> BaseCache:
-        """``CACHE_REDIS_SENTINELS``, ``..._SENTINEL_MASTER``, ``..._SENTINEL_PASSWORD``..."""
-        settings = {
-            "sentinels": config.get("CACHE_REDIS_SENTINELS") or [("127.0.0.1", 26379)],
-            "master": config.get("CACHE_REDIS_SENTINEL_MASTER") or "mymaster",
-            "password": config.get("CACHE_REDIS_PASSWORD") or None,
-            "sentinel_password": config.get("CACHE_REDIS_SENTINEL_PASSWORD") or None,
-            "db": config.get("CACHE_REDIS_DB") or 0,
-            "url": _url_with_scheme(config.get("CACHE_REDIS_URL"), "sentinel"),
-        }
-        return cls(*args, **_merged(cls, config, args, settings, kwargs))
+    def config_kwargs(cls, keys: BackendKeys) -> dict[str, Any]:
+        """``CACHE_REDIS_SENTINELS``, ``..._SENTINEL_MASTER``, ``..._SENTINEL_PASSWORD``,
+        ``CACHE_REDIS_PASSWORD``, ``..._DB``, and ``..._URL`` if it is a Sentinel URL."""
+        url = keys.redis_url
+        return _without_none(
+            sentinels=list(keys.redis_sentinels) or None, master=keys.redis_sentinel_master,
+            password=keys.redis_password, sentinel_password=keys.redis_sentinel_password,
+            db=keys.redis_db, url=url if url and "+sentinel://" in url else None,
+        )  # fmt: skip
 
 
 class RedisClusterCache(_RedisFamily):
@@ -201,8 +169,6 @@ class RedisClusterCache(_RedisFamily):
     or Flask-Caching's ``redis_url`` (``redis://seed:port``) may replace it. Other keyword
     arguments go to ``redis.cluster.RedisCluster``. The cluster is contacted on first use.
     """
-
-    _positional = ("cluster", "password")
 
     def __init__(
         self,
@@ -214,68 +180,27 @@ class RedisClusterCache(_RedisFamily):
         check_connection: bool = False,
         **kwargs: Any,
     ) -> None:
-        from flask_stash.core.backends.redis_cluster import RedisClusterBackend
-
         url = kwargs.pop("url", None) or kwargs.pop("redis_url", None) or None
         kwargs.pop("redis_url", None)  # when both were given, ``url`` (CACHE_URL) wins
         kwargs.pop("skip_full_coverage_check", None)  # gone from redis-py; Flask-Caching passes it
-        backend = RedisClusterBackend(
-            url,
-            startup_nodes=cluster or None,
-            password=password or None,
-            namespace=_namespace(key_prefix),
-            **kwargs,
-        )
-        self._setup(
-            backend, key_prefix, default_timeout, ignore_delete_many_errors, check_connection
-        )
+        options = {"url": url, "startup_nodes": cluster or None, "password": password or None}
+        self._open_redis(
+            "redis-cluster", {**options, **kwargs}, key_prefix, default_timeout,
+            ignore_delete_many_errors, check_connection,
+        )  # fmt: skip
 
     @classmethod
-    def factory(
-        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
-    ) -> BaseCache:
-        """``CACHE_REDIS_CLUSTER`` (``"h1:p1,h2:p2"``), ``CACHE_REDIS_PASSWORD``, ``..._URL``."""
-        settings = {
-            "cluster": config.get("CACHE_REDIS_CLUSTER") or "",
-            "password": config.get("CACHE_REDIS_PASSWORD") or "",
-            "url": config.get("CACHE_REDIS_URL") or None,
-        }
-        return cls(*args, **_merged(cls, config, args, settings, kwargs))
+    def config_kwargs(cls, keys: BackendKeys) -> dict[str, Any]:
+        """``CACHE_REDIS_CLUSTER``, ``CACHE_REDIS_PASSWORD``, ``CACHE_REDIS_URL``."""
+        return _without_none(
+            cluster=list(keys.redis_cluster) or None, password=keys.redis_password,
+            url=keys.redis_url,
+        )  # fmt: skip
 
 
-def _merged(
-    cls: type[_RedisFamily],
-    config: Mapping[str, Any],
-    args: Sequence[Any],
-    settings: dict[str, Any],
-    kwargs: Mapping[str, Any],
-) -> dict[str, Any]:
-    """Constructor keywords: ``CACHE_REDIS_*`` settings < ``CACHE_OPTIONS`` < ``kwargs``.
-
-    ``kwargs`` holds ``default_timeout``, ``ignore_delete_many_errors``, a ``url`` from
-    ``CACHE_URL`` and the options; a setting already given positionally (``CACHE_ARGS``)
-    is left out so it is not passed twice.
-    """
-    for name in cls._positional[: len(args)]:
-        settings.pop(name, None)
-    merged = {**settings, **(config.get("CACHE_OPTIONS") or {}), **kwargs}
-    merged.setdefault("key_prefix", config.get("CACHE_KEY_PREFIX") or "")
-    if merged.get("url") is None:
-        merged.pop("url", None)
-    return merged
-
-
-def _namespace(key_prefix: KeyPrefix) -> str:
-    """The backend's namespace: the prefix, or none when a function computes it per call
-    (the prefixing wrapper then bounds ``clear()`` to the current prefix)."""
-    return key_prefix if isinstance(key_prefix, str) else ""
-
-
-def _url_with_scheme(url: object, kind: str) -> str | None:
-    """``CACHE_REDIS_URL`` if it names a ``kind`` deployment (``redis+sentinel://``...)."""
-    if isinstance(url, str) and url.split("://", 1)[0].endswith(f"+{kind}"):
-        return url
-    return None
+def _without_none(**settings: Any) -> dict[str, Any]:
+    """Settings left unset (``None``) keep the constructor's defaults."""
+    return {name: value for name, value in settings.items() if value is not None}
 
 
 __all__ = ["RedisCache", "RedisClusterCache", "RedisSentinelCache"]

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from flask_stash.core.api import Backend
+from flask_stash.core.backends._urls import memcached_url
 from flask_stash.core.errors import ConfigurationError
 
 #: Backend name -> "module:Class". Later backends register here too.
@@ -22,6 +23,7 @@ REGISTRY: dict[str, str] = {
     "redis-sentinel": "flask_stash.core.backends.redis_sentinel:RedisSentinelBackend",
     "redis-cluster": "flask_stash.core.backends.redis_cluster:RedisClusterBackend",
     "memcached": "flask_stash.core.backends.memcached:MemcachedBackend",
+    "memcached-sasl": "flask_stash.core.backends.memcached:SASLMemcachedBackend",
 }
 
 #: URL scheme -> backend name.
@@ -61,7 +63,9 @@ def backend_class(name: str) -> type[Any]:
 def create_backend(name_or_url: str, **options: Any) -> Backend:
     """Build a backend from a registered name (``"memory"``) or a URL (``"file:///tmp/c"``).
 
-    Unknown options fail here with :class:`ConfigurationError`, not at the first request.
+    ``options`` go to the backend's class (see :data:`REGISTRY`) and win over what the URL
+    says. Unknown options fail here with :class:`ConfigurationError`, not at the first
+    request; nothing here touches the network.
     """
     if "://" in name_or_url:
         name, url_options = parse_url(name_or_url)
@@ -80,7 +84,9 @@ def parse_url(url: str) -> tuple[str, dict[str, Any]]:
     """The backend name a cache URL selects, and the options it carries.
 
     ``file:///path`` gives ``cache_dir``; network backends get the whole ``url`` (they
-    parse hosts, database, TLS and options themselves).
+    parse hosts, database, TLS and options themselves, with
+    :mod:`flask_stash.core.backends._urls`). A ``memcached://user:password@host`` URL
+    selects the SASL backend.
     """
     parts = urlsplit(url)
     name = SCHEMES.get(parts.scheme)
@@ -92,4 +98,6 @@ def parse_url(url: str) -> tuple[str, dict[str, Any]]:
         if not path:
             raise ConfigurationError(f"a file:// cache URL needs a directory: {url!r}")
         return name, {"cache_dir": path}
+    if name == "memcached" and memcached_url(url)[1] is not None:
+        name = "memcached-sasl"
     return name, ({} if name in _LOCAL else {"url": url})

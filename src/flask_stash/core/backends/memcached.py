@@ -21,12 +21,8 @@ from contextlib import contextmanager
 from typing import Any, ClassVar, Literal
 
 from flask_stash.core.api import MISS, TTL, Miss, check_ttl
+from flask_stash.core.backends._urls import Location, location_label, memcached_location
 from flask_stash.core.backends.base import BaseBackend
-from flask_stash.core.backends.memcached_servers import (
-    Server,
-    _label,
-    _resolve,
-)
 from flask_stash.core.errors import (
     BackendError,
     ConfigurationError,
@@ -54,6 +50,9 @@ DEFAULT_MAX_VALUE_SIZE = 1024 * 1024
 RELATIVE_TTL_LIMIT = 30 * 24 * 3600
 #: memcached parses expiration times as signed 32-bit integers (the year 2038).
 LAST_TIMESTAMP = 2**31 - 1
+#: An absolute time in January 1970: the item expires at once. A negative exptime does
+#: too, but only in the text protocol: the binary one (pylibmc, SASL) reads -1 as 2106.
+EXPIRED_ON_ARRIVAL = RELATIVE_TTL_LIMIT + 1
 
 # Space and control characters end a key in the text protocol; DEL is refused too.
 _UNSAFE_BYTE = re.compile(rb"[\x00-\x20\x7f]").search
@@ -97,7 +96,7 @@ def expire_for(ttl: TTL, now: Callable[[], float] = time.time) -> int:
 class MemcachedBackend(BaseBackend):
     """A cache shared by every process that reaches the same memcached servers.
 
-    ``servers`` as :func:`parse_servers` takes them, or ``url="memcached://h1:p1,h2:p2"``.
+    ``servers`` as :func:`~flask_stash.core.backends._urls.memcached_servers` takes them, or ``url="memcached://h1:p1,h2:p2"``.
     One server gets a thread-safe connection pool; several are sharded by pymemcache's
     ``HashClient``, which leaves a failing server out (``retry_attempts``,
     ``retry_timeout``) and tries it again after ``dead_timeout`` seconds. Every network
@@ -125,10 +124,10 @@ class MemcachedBackend(BaseBackend):
         if client is not None:  # a ready client (pylibmc for SASL, or a custom one)
             self.servers, self._client = list(getattr(client, "servers", [])), client
             return
-        nodes, user, _ = _resolve(servers, url)
+        nodes, user, _ = memcached_location(servers, url)
         if user is not None:
             raise ConfigurationError("credentials need SASL: use SASLMemcachedCache (pylibmc)")
-        self.servers = [_label(node) for node in nodes]
+        self.servers = [location_label(node) for node in nodes]
         options: dict[str, Any] = {"no_delay": True}  # small messages: send them at once
         options["connect_timeout"] = _seconds("connect_timeout", connect_timeout)
         options["timeout"] = _seconds("timeout", timeout)
@@ -275,10 +274,10 @@ class MemcachedBackend(BaseBackend):
         value, cas = self._gets(name, wire)
         if value != token.encode():
             return False
-        # Compare-and-set to an item that is already expired (negative exptime): the lock
-        # goes away only if nobody took it over since we read it, where a plain delete
-        # could remove the lock of a new owner whose lease began after ours ended.
-        return bool(self._client.cas(wire, b"", cas, expire=-1, noreply=False))
+        # Compare-and-set to an item that is already expired: the lock goes away only if
+        # nobody took it over since we read it, where a plain delete could remove the lock
+        # of a new owner whose lease began after ours ended.
+        return bool(self._client.cas(wire, b"", cas, expire=EXPIRED_ON_ARRIVAL, noreply=False))
 
     # -- internals --------------------------------------------------------------------
 
@@ -302,7 +301,7 @@ class MemcachedBackend(BaseBackend):
         try:
             node.flush_all(noreply=False)
         except self.native_errors as exc:
-            return f"{_label(node.server)}: {exc}"
+            return f"{location_label(node.server)}: {exc}"
         return None
 
     def _nodes(self) -> list[Any]:
@@ -381,7 +380,7 @@ class _HashClient(HashClient):  # type: ignore[misc]
     bookkeeping of failing and dead servers (never the network calls), and the old pool
     of a server brought back is closed, not left to the garbage collector."""
 
-    def __init__(self, servers: list[Server], **options: Any) -> None:
+    def __init__(self, servers: list[Location], **options: Any) -> None:
         self._state_lock = threading.RLock()
         super().__init__(servers, **options)
         self._failed_clients = _FailedNodes()
@@ -439,9 +438,9 @@ class SASLMemcachedBackend(MemcachedBackend):
         except ImportError as exc:
             message = "SASLMemcachedCache needs pylibmc: pip install pylibmc"
             raise MissingDependencyError(message) from exc
-        nodes, url_user, url_password = _resolve(servers, url)
+        nodes, url_user, url_password = memcached_location(servers, url)
         behaviors = {"cas": True, **client_options.pop("behaviors", {})}  # for gets/cas
-        labels = [_label(node) for node in nodes]
+        labels = [location_label(node) for node in nodes]
         master = pylibmc.Client(
             labels, binary=True, username=username or url_user,
             password=password or url_password, behaviors=behaviors, **client_options,

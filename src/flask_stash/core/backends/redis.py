@@ -1,7 +1,7 @@
 """The Redis backend for one server, and the command base all Redis backends share.
 
 The Sentinel and Cluster variants live in ``redis_sentinel`` and ``redis_cluster``, URL
-parsing in ``redis_urls``. Valkey speaks the same protocol: ``valkey://`` URLs are
+parsing in ``_urls``. Valkey speaks the same protocol: ``valkey://`` URLs are
 accepted as ``redis://``.
 Construction never touches the network (an app must boot while Redis is down); a wrong
 password, a refused connection or a timeout surfaces at use time as ``BackendError``.
@@ -9,35 +9,31 @@ password, a refused connection or a timeout surfaces at use time as ``BackendErr
 
 from __future__ import annotations
 
-import inspect
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, Literal, NoReturn, TypeVar, cast
 
 from flask_stash.core.api import MISS, TTL, Miss, check_ttl
+from flask_stash.core.backends._redis_options import (
+    reject_decoding,
+    valid_namespace,
+    with_defaults,
+)
+from flask_stash.core.backends._urls import redis_url_options
 from flask_stash.core.backends.base import BaseBackend
-from flask_stash.core.backends.redis_urls import _single_url
 from flask_stash.core.errors import BackendError, ConfigurationError
 from flask_stash.core.lazy import require
 
 try:
     import redis
-    from redis.backoff import NoBackoff
     from redis.client import PubSub
     from redis.cluster import RedisCluster
     from redis.exceptions import RedisClusterException, RedisError, ResponseError
-    from redis.retry import Retry
 except ImportError:  # pragma: no cover - depends on what is installed
     require("redis", extra="redis")  # raises MissingDependencyError naming the extra
     raise
 
-#: Short timeouts: a dead or overloaded server costs a request about a second, not minutes
-#: (redis-py waits 5 s by default, then retries with backoff). Every option is overridable.
-DEFAULT_TIMEOUTS: Mapping[str, float] = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
-#: Seconds a pooled connection may idle before it is PINGed prior to reuse; catches
-#: connections a NAT or load balancer dropped silently (at most one PING per idle period).
-HEALTH_CHECK_INTERVAL = 30
 #: Keys per SCAN page and per UNLINK in ``clear()``: small enough not to block the server.
 SCAN_BATCH = 500
 #: Seconds a subscription waits per poll (it keeps waiting; this only bounds each read).
@@ -49,7 +45,6 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 return 0
 """
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-_REDIS_PARAMS = frozenset(inspect.signature(redis.Redis.__init__).parameters) - {"self"}
 _NATIVE_ERRORS = (RedisError, RedisClusterException, OSError)
 
 
@@ -217,15 +212,15 @@ class RedisBackend(RedisCommands[redis.Redis]):
         namespace: str = "",
         **options: Any,
     ) -> None:
-        self.namespace = _namespace(namespace)
+        self.namespace = valid_namespace(namespace)
         if isinstance(host, redis.Redis):
             if url is not None or options:
                 raise ConfigurationError("options cannot be applied to an existing Redis client")
-            _reject_decoding(host.get_connection_kwargs())
+            reject_decoding(host.get_connection_kwargs())
             self._client, self._owns_client = host, False
         else:
             address = {"host": host, "port": port, "db": db, "password": password}
-            self._client = _new_client({**address, **_single_url(url)}, options)
+            self._client = _new_client({**address, **redis_url_options(url)}, options)
 
 
 class Subscription:
@@ -265,47 +260,12 @@ class Subscription:
 
 
 def _new_client(address: dict[str, Any], options: Mapping[str, Any]) -> redis.Redis:
-    kwargs = _defaults({**address, **options})
-    _reject_decoding(kwargs)
+    kwargs = with_defaults({**address, **options})
+    reject_decoding(kwargs)
     try:
         return redis.Redis(**kwargs)
     except TypeError as exc:  # an unknown keyword: redis.Redis names it
         raise ConfigurationError(f"invalid Redis option: {exc}") from None
-
-
-def _defaults(options: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        **DEFAULT_TIMEOUTS,
-        "health_check_interval": HEALTH_CHECK_INTERVAL,
-        "retry": _retry(),
-        **options,
-    }
-
-
-def _retry() -> Retry:
-    # One immediate retry, on connection errors only: it replaces a pooled connection the
-    # server dropped (restart, idle timeout). A timed-out command is not re-sent, since it
-    # may have run (SET NX or INCRBY must not run twice).
-    return Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
-
-
-def _checked(allowed: frozenset[str], options: dict[str, Any], owner: str) -> dict[str, Any]:
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ConfigurationError(f"{owner}: unknown Redis option(s) {', '.join(unknown)}")
-    _reject_decoding(options)
-    return options
-
-
-def _reject_decoding(options: Mapping[str, Any]) -> None:
-    if options.get("decode_responses"):
-        raise ConfigurationError("decode_responses=True is not supported: cache values are bytes")
-
-
-def _namespace(namespace: object) -> str:
-    if not isinstance(namespace, str):
-        raise ConfigurationError(f"namespace must be a str, not {type(namespace).__name__}")
-    return namespace
 
 
 # -- small runtime helpers -----------------------------------------------------------------

@@ -10,14 +10,19 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from flask_stash.core.backends.redis import (
+from flask_stash.core.backends._redis_options import (
     DEFAULT_TIMEOUTS,
-    RedisCommands,
-    _checked,
-    _namespace,
-    _retry,
+    checked,
+    connection_retry,
+    valid_namespace,
 )
-from flask_stash.core.backends.redis_urls import _CLUSTER_SCHEMES, _hosts, _hosts_url
+from flask_stash.core.backends._urls import (
+    CLUSTER_SCHEMES,
+    REDIS_PORT,
+    parse_hosts,
+    redis_hosts_url,
+)
+from flask_stash.core.backends.redis import RedisCommands
 from flask_stash.core.errors import ConfigurationError
 from flask_stash.core.lazy import require
 
@@ -55,18 +60,18 @@ class RedisClusterBackend(RedisCommands[RedisCluster]):
         namespace: str = "",
         **options: Any,
     ) -> None:
-        self.namespace = _namespace(namespace)
-        nodes = _hosts(startup_nodes, 6379) if startup_nodes else []
+        self.namespace = valid_namespace(namespace)
+        nodes = parse_hosts(startup_nodes, REDIS_PORT) if startup_nodes else []
         if url is not None:
-            nodes, path, url_options = _hosts_url(url, _CLUSTER_SCHEMES, 6379)
+            nodes, path, url_options = redis_hosts_url(url, CLUSTER_SCHEMES, REDIS_PORT)
             if path and path != ["0"]:
                 raise ConfigurationError(f"Redis Cluster has database 0 only: {url!r}")
             password = url_options.pop("password", password)
             options = {**url_options, **options}
         if not nodes:
             raise ConfigurationError("RedisClusterBackend needs at least one startup node")
-        kwargs = _checked(_CLUSTER_PARAMS, {**DEFAULT_TIMEOUTS, **options}, type(self).__name__)
-        kwargs.setdefault("retry", _retry())
+        kwargs = checked(_CLUSTER_PARAMS, {**DEFAULT_TIMEOUTS, **options}, type(self).__name__)
+        kwargs.setdefault("retry", connection_retry())
         kwargs["password"] = password
         self._nodes = [ClusterNode(host, port) for host, port in nodes]  # type: ignore[no-untyped-call]
         self._kwargs = kwargs

@@ -9,16 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flask_stash.core.backends.redis import (
-    _REDIS_PARAMS,
+from flask_stash.core.backends._redis_options import (
     DEFAULT_TIMEOUTS,
-    RedisBackend,
-    _checked,
-    _defaults,
-    _namespace,
-    _retry,
+    REDIS_PARAMS,
+    checked,
+    connection_retry,
+    valid_namespace,
+    with_defaults,
 )
-from flask_stash.core.backends.redis_urls import _hosts, _sentinel_url
+from flask_stash.core.backends._urls import SENTINEL_PORT, parse_hosts, sentinel_url_options
+from flask_stash.core.backends.redis import RedisBackend
 from flask_stash.core.lazy import require
 
 try:
@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - depends on what is installed
     require("redis", extra="redis")  # raises MissingDependencyError naming the extra
     raise
 
-_SENTINEL_PARAMS = _REDIS_PARAMS - {"host", "port", "connection_pool", "unix_socket_path"}
+_SENTINEL_PARAMS = REDIS_PARAMS - {"host", "port", "connection_pool", "unix_socket_path"}
 
 
 class RedisSentinelBackend(RedisBackend):
@@ -57,8 +57,8 @@ class RedisSentinelBackend(RedisBackend):
         sentinel_options: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> None:
-        self.namespace = _namespace(namespace)
-        hosts = _hosts(sentinels or "127.0.0.1:26379", 26379)  # Flask-Caching's default
+        self.namespace = valid_namespace(namespace)
+        hosts = parse_hosts(sentinels or "127.0.0.1", SENTINEL_PORT)  # Flask-Caching's default
         settings = {
             "service": service,
             "db": db,
@@ -67,7 +67,7 @@ class RedisSentinelBackend(RedisBackend):
             "read_from_replicas": read_from_replicas,
         }
         if url is not None:
-            hosts, url_settings, url_options = _sentinel_url(url)
+            hosts, url_settings, url_options = sentinel_url_options(url)
             settings.update(url_settings)
             options = {**url_options, **options}
         self.sentinel = _sentinel(hosts, settings, options, sentinel_options or {})
@@ -89,11 +89,15 @@ def _sentinel(
     options: Mapping[str, Any],
     sentinel_options: Mapping[str, Any],
 ) -> Sentinel:
-    kwargs = _checked(_SENTINEL_PARAMS, _defaults(options), "RedisSentinelBackend")
+    kwargs = checked(_SENTINEL_PARAMS, with_defaults(options), "RedisSentinelBackend")
     kwargs.update(db=settings["db"], password=settings["password"])
     # The sentinels get the same short timeouts and single retry, and their own password.
-    watchers = {**DEFAULT_TIMEOUTS, "retry": _retry(), "password": settings["sentinel_password"]}
-    watchers = _checked(_REDIS_PARAMS, {**watchers, **sentinel_options}, "sentinel_options")
+    watchers = {
+        **DEFAULT_TIMEOUTS,
+        "retry": connection_retry(),
+        "password": settings["sentinel_password"],
+    }
+    watchers = checked(REDIS_PARAMS, {**watchers, **sentinel_options}, "sentinel_options")
     return Sentinel(hosts, sentinel_kwargs=watchers, **kwargs)  # type: ignore[no-untyped-call]
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the servers the test suite runs for real (redis-server, memcached) when they are
+# Install the servers the test suite runs for real (redis-server, memcached, and sasl2-bin
+# for memcached's SASL accounts) when they are
 # missing and this machine can: root (or passwordless sudo) with apt-get. Otherwise warn:
 # server tests then skip on a laptop, and fail in CI (CI=true).
 set -euo pipefail
@@ -7,6 +8,7 @@ set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v memcached >/dev/null 2>&1 || missing+=(memcached)
+command -v saslpasswd2 >/dev/null 2>&1 || missing+=(sasl2-bin libsasl2-modules)  # the SASL memcached test
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # benchmarks only
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -28,7 +28,8 @@ USER, PASSWORD = "stash", "s3cret-pw"
 DEBIAN_SASL_PLUGINS = "/usr/lib/x86_64-linux-gnu/sasl2"
 if Path(DEBIAN_SASL_PLUGINS).is_dir():
     os.environ.setdefault("SASL_PATH", DEBIAN_SASL_PLUGINS)
-pytest.importorskip("pylibmc", reason="the SASL backend needs pylibmc")
+if os.environ.get("CI") != "true":  # `make test` installs it: a missing one fails in CI
+    pytest.importorskip("pylibmc", reason="the SASL backend needs pylibmc")
 pytestmark = pytest.mark.server
 
 

@@ -14,7 +14,8 @@ __version__ = "0.1.0.dev0"
 
 _LAZY = {
     "Cache": "flask_stash.extension",
-    "CachedResponse": "flask_stash.responses",
+    "CachedResponse": "flask_stash.views.responses",
+    "KeyAuditWarning": "flask_stash.views.audit",
     "make_template_fragment_key": "flask_stash.jinja",
     "ConfigurationError": "flask_stash.core.errors",
     "BackendError": "flask_stash.core.errors",
@@ -33,13 +34,14 @@ if TYPE_CHECKING:
     from flask_stash.extension import Cache
     from flask_stash.jinja import make_template_fragment_key
     from flask_stash.names import SUPPORTED_HASH_FUNCTIONS, function_namespace
-    from flask_stash.responses import CachedResponse
     from flask_stash.signals import (
         cache_memoize_hit,
         cache_memoize_miss,
         cache_view_hit,
         cache_view_miss,
     )
+    from flask_stash.views.audit import KeyAuditWarning
+    from flask_stash.views.responses import CachedResponse
 
 __all__ = [
     "MISS",
@@ -48,6 +50,7 @@ __all__ = [
     "Cache",
     "CachedResponse",
     "ConfigurationError",
+    "KeyAuditWarning",
     "cache_memoize_hit",
     "cache_memoize_miss",
     "cache_view_hit",

@@ -10,12 +10,15 @@ from typing import Any, ClassVar
 from flask import Flask, current_app, has_app_context
 
 from flask_stash import config as config_module
-from flask_stash import factory, memo, requestend, views, workers
+from flask_stash import factory, workers
+from flask_stash import memoize as memo
 from flask_stash.core.stats import Stats
 from flask_stash.core.store import Store, Timeout
 from flask_stash.routed import redefined_methods
 from flask_stash.signing import check_signing
 from flask_stash.state import AppState
+from flask_stash.views import decorator as views
+from flask_stash.views import requestend
 
 EXTENSION_KEY = "flask-stash"
 
@@ -175,7 +178,7 @@ class Cache:
         result: int | None = self.cache.dec(key, delta=delta)
         return result
 
-    # -- decorators: defined in memo.py and views.py, bound here as methods ---------------
+    # -- decorators: defined in memoize.py and views/decorator.py, bound here as methods ----
 
     memoize = memo.memoize
     delete_memoized = memo.delete_memoized

@@ -22,7 +22,7 @@ from flask_stash.core.keys import hash_text
 from flask_stash.core.store import Store
 
 if TYPE_CHECKING:
-    from flask_stash.memo import Memo
+    from flask_stash.memoize import Memo
 
 #: The public methods whose redefinition in a subclass reroutes memoize through them.
 ROUTABLE = ("get", "set", "add", "delete", "has", "get_many", "set_many", "delete_many")

@@ -11,8 +11,8 @@ import pytest
 from flask import Flask, Response, abort, request, session, stream_with_context
 
 from flask_stash import Cache
-from flask_stash.audit import KeyAuditWarning
 from flask_stash.testing import FakeClock
+from flask_stash.views.audit import KeyAuditWarning
 
 
 @pytest.fixture

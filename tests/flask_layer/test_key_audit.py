@@ -23,9 +23,9 @@ from flask import (
 from flask.globals import app_ctx, request_ctx
 
 from flask_stash import Cache
-from flask_stash.audit import KeyAuditWarning
-from flask_stash.auditrecord import REQUEST_INPUTS
 from flask_stash.testing import FakeClock
+from flask_stash.views.audit import KeyAuditWarning
+from flask_stash.views.auditrecord import REQUEST_INPUTS
 
 
 def make(clock: FakeClock, debug: bool = True, **config: Any) -> tuple[Flask, Cache]:

@@ -1,6 +1,6 @@
 """``@cache.cached``: whole views keyed on the request path, or any function on a key.
 
-For the view a request was routed to, the HTTP-aware path of :mod:`flask_stash.viewpath`
+For the view a request was routed to, the HTTP-aware path of :mod:`flask_stash.views.serving`
 applies: the finished response is stored (status, headers, body), only for ``GET``/``HEAD``
 and cacheable responses, with ``ETag``/``304``, ``Age`` and ``Vary`` support. Only statuses
 in ``CACHE_VIEW_STATUSES`` (default: 2xx) are stored; an ``abort()`` is served, and stored
@@ -19,8 +19,6 @@ from flask import Request, Response, after_this_request, current_app, request
 from flask.globals import _cv_request
 from werkzeug.exceptions import HTTPException
 
-from flask_stash import http, privacy, responses, viewpath
-from flask_stash.audit import Auditor
 from flask_stash.calls import condition, join_generator, source_hash, staleness
 from flask_stash.config import normalize_timeout
 from flask_stash.core.api import MISS
@@ -31,6 +29,8 @@ from flask_stash.protection import protection_for, protection_overrides
 from flask_stash.protocols import CachedFunction
 from flask_stash.signals import cache_view_hit, cache_view_miss
 from flask_stash.state import AppState
+from flask_stash.views import http, privacy, responses, serving
+from flask_stash.views.audit import Auditor
 
 if TYPE_CHECKING:
     from flask_stash.extension import Cache
@@ -62,7 +62,7 @@ class CachedView:
         self.source_check = options["source_check"]
         self.hit_indication = options["response_hit_indication"]
         self.statuses: Collection[int] | None = options["statuses"]
-        self.http = viewpath.HttpOptions(
+        self.http = serving.HttpOptions(
             private=options["private"],
             private_key=options["private_key"],
             honor_no_cache=options["honor_no_cache"],
@@ -174,13 +174,13 @@ class CachedView:
         try:
             key = self._key_for_call(state, args, kwargs, current)
             if current is not None:
-                call = viewpath.make_call(self, app, state, key, args, kwargs, current)
+                call = serving.make_call(self, app, state, key, args, kwargs, current)
         except HTTPException:  # abort() or a redirect from a key function is the answer
             raise
         except Exception as exc:  # a broken key function must not lose the request
             return self._uncached(app, state, exc, args, kwargs, routed=current is not None)
         if current is not None:
-            return viewpath.serve(call)
+            return serving.serve(call)
         return self._function_call(app, state, key, args, kwargs)
 
     def _uncached(
@@ -197,8 +197,8 @@ class CachedView:
         state.store.policy.handle(error, f"key of {self.scope}")
         result = app.ensure_sync(self.fn)(*args, **kwargs)
         if routed and self.http.private:
-            headers = viewpath.settings_for(self, state).identity_headers
-            return viewpath.mark_private(app, result, headers)
+            headers = serving.settings_for(self, state).identity_headers
+            return serving.mark_private(app, result, headers)
         return result
 
     def _function_call(
@@ -276,7 +276,7 @@ class CachedView:
             return store.bump_version(stamp) or deleted
         return deleted
 
-    # -- steps shared with viewpath ----------------------------------------------------
+    # -- steps shared with serving.py ---------------------------------------------------
 
     def forced(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         return self.forced_update is not None and self.forced_update(self.fn, *args, **kwargs)

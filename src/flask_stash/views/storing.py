@@ -1,7 +1,7 @@
 """Storing a cached view's response: judged on the final response when it is sent.
 
 The copy is taken when the view returns (:func:`prepare`) and written when the response
-leaves (:class:`PendingStore`, a :mod:`flask_stash.requestend` task): only if the final
+leaves (:class:`PendingStore`, a :mod:`flask_stash.views.requestend` task): only if the final
 response, after every ``after_request`` handler and the session save, passes the HTTP
 rules, under the variant its final ``Vary`` names, through the call's pipeline ticket
 (version stamps, jitter, stale window). A refused response ends the ticket as "pass"
@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Response, request
 
-from flask_stash import http, responses, routed
+from flask_stash import routed
 from flask_stash.core.api import MISS, Miss
 from flask_stash.core.entry import Entry
 from flask_stash.core.errors import BackendError
 from flask_stash.core.pipeline import PASS_VALUE, Ticket
 from flask_stash.core.stampede import PASS_SECONDS
+from flask_stash.views import http, responses
 
 if TYPE_CHECKING:
-    from flask_stash.viewpath import Call
+    from flask_stash.views.serving import Call
 
 
 def prepare(

@@ -6,9 +6,9 @@ headers, a second read of the variant for this request's header values (views wi
 ``Vary`` stay at one read).
 
 Store: a miss runs the view and hands its response to Flask; the copy to store is taken
-then, but written only when the request ends (:mod:`flask_stash.requestend`), once the
+then, but written only when the request ends (:mod:`flask_stash.views.requestend`), once the
 ``after_request`` handlers ran and the session was saved, and only if the *final* response
-passes the HTTP rules of :mod:`flask_stash.http` (no ``Set-Cookie``, no ``no-store``...;
+passes the HTTP rules of :mod:`flask_stash.views.http` (no ``Set-Cookie``, no ``no-store``...;
 its ``Vary`` chooses the variant). The request that computes a key holds its pipeline
 ticket (single-flight claim and backend lock) until then, so concurrent misses still run
 the view once. Hits, stale serves, refreshes, fail-safe and hit-for-pass are the
@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Request, Response, copy_current_request_context, request
 from werkzeug.exceptions import HTTPException
 
-from flask_stash import audit, http, privacy, requestend, responses, viewstore
 from flask_stash.calls import join_generator
 from flask_stash.core.api import MISS, Miss
 from flask_stash.core.engine import Lookup
@@ -35,9 +34,10 @@ from flask_stash.core.stats import UNDECODABLE
 from flask_stash.protection import protection_for
 from flask_stash.signals import cache_view_hit, cache_view_miss
 from flask_stash.state import AppState
+from flask_stash.views import audit, http, privacy, requestend, responses, storing
 
 if TYPE_CHECKING:
-    from flask_stash.views import CachedView
+    from flask_stash.views.decorator import CachedView
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ class Call:
             return entry, version
         names = responses.vary_of(entry.value)
         if names is not None:
-            variant = viewstore.variant_key(self.key, names)
+            variant = storing.variant_key(self.key, names)
             entry, version = _read_page(self, variant, self.lookup(variant))
             if entry is MISS or is_pass(entry.value):
                 return entry, version
@@ -156,7 +156,7 @@ class Call:
 
 def _read_page(call: Call, key: str, where: Lookup) -> tuple[Entry | Miss, bytes | None]:
     if call.view.cache.redefined:
-        return viewstore.read_through_methods(call, key), None
+        return storing.read_through_methods(call, key), None
     return call.state.store.read_stored(where.key, where.version_keys)
 
 
@@ -270,7 +270,7 @@ def _respond(call: Call, ticket: Ticket, at_request_end: bool = True) -> Any:
         if reads is not None:
             requestend.defer(response, _AuditReport(call, reads, touched))
         if ticket.stores:
-            pending = viewstore.prepare(call, value, response, touched, ticket)
+            pending = storing.prepare(call, value, response, touched, ticket)
             if pending is not None and at_request_end:
                 requestend.defer(response, pending, holds_claim=True)
             elif pending is not None:  # a background refresh: no after_request handler runs

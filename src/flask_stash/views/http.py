@@ -22,8 +22,8 @@ from flask.sessions import NullSession
 from werkzeug.datastructures import Headers
 from werkzeug.http import http_date, parse_set_header
 
-from flask_stash import privacy
-from flask_stash.responses import append_headers
+from flask_stash.views import privacy
+from flask_stash.views.responses import append_headers
 
 CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
 X_CACHE = "X-Cache"

@@ -44,6 +44,13 @@ _RELEASE_LOCK = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+# A new counter gets its TTL in the same atomic step as the increment, so no caller ever
+# sees a counter without expiry. A script, not MULTI: Redis Cluster runs it on every
+# redis-py version (cluster transactions came late and warn on some).
+_INCR_WITH_TTL = """
+redis.call('set', KEYS[1], '0', 'nx', 'px', ARGV[2])
+return redis.call('incrby', KEYS[1], ARGV[1])
+"""
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 _NATIVE_ERRORS = (RedisError, RedisClusterException, OSError)
 
@@ -136,12 +143,7 @@ class RedisCommands(BaseBackend, Generic[C]):
         try:
             if px is None:
                 return int(self.client.incrby(key, delta))
-            # SET NX creates the counter with its TTL in the same transaction as INCRBY,
-            # so a concurrent caller can never see a counter without expiry.
-            with self.client.pipeline(transaction=True) as pipe:  # type: ignore[no-untyped-call]
-                pipe.set(key, b"0", nx=True, px=px)
-                pipe.incrby(key, delta)
-                return int(pipe.execute()[1])
+            return int(self.client.eval(_INCR_WITH_TTL, 1, key, delta, px))
         except ResponseError as exc:
             if "not an integer" not in str(exc):
                 raise

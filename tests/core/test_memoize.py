@@ -2,14 +2,18 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from flask_stash.core.api import MISS
+from flask_stash.core.backends.filesystem import FileSystemBackend
 from flask_stash.core.backends.memory import MemoryBackend
 from flask_stash.core.memoize import memo_spec, memoize
 from flask_stash.core.pipeline import get_or_compute
+from flask_stash.core.stamps import LocalStamps
 from flask_stash.core.stats import HIT, MISS_EVENT
 from flask_stash.core.store import Store
 from flask_stash.testing import FakeClock
@@ -131,8 +135,10 @@ def test_invalidate_one_call_and_all_calls(store: Store) -> None:
     assert runs == [1, 2, 1, 1, 2]
 
 
-def test_evicted_version_stamp_never_resurrects_old_entries(clock: FakeClock) -> None:
-    backend = MemoryBackend(threshold=0, clock=clock)
+def test_evicted_version_stamp_never_resurrects_old_entries(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    backend = FileSystemBackend(str(tmp_path), clock=clock)  # stamps live in the backend
     store = Store(backend, clock=clock)
     runs: list[int] = []
 
@@ -144,6 +150,33 @@ def test_evicted_version_stamp_never_resurrects_old_entries(clock: FakeClock) ->
     assert value() == 1
     backend.delete(memo_spec(value).version_key)  # as an LRU eviction would
     assert value() == 2
+
+
+def test_a_stamp_dropped_from_a_full_local_table_invalidates_its_family(
+    clock: FakeClock,
+) -> None:
+    backend = MemoryBackend(clock=clock)
+    backend.local_stamps = LocalStamps(limit=2)
+    store = Store(backend, clock=clock)
+    runs: list[str] = []
+
+    def counted(name: str) -> Callable[[], str]:
+        def compute() -> str:
+            runs.append(name)
+            return name
+
+        compute.__qualname__ = name
+        return memoize(store)(compute)
+
+    first, second, third = counted("first"), counted("second"), counted("third")
+    assert [first(), second(), first()] == ["first", "second", "first"]
+    assert runs == ["first", "second"]
+    third()  # a third stamp: the oldest (first's) goes
+    assert len(backend.local_stamps) == 2
+    assert first() == "first"
+    assert runs == ["first", "second", "third", "first"]  # recomputed, never resurrected
+    assert third() == "third"
+    assert runs[-1] == "first"  # third's stamp is still there
 
 
 class Repo:

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import random
+import sys
 import threading
+from collections import OrderedDict
 
 import pytest
 
 from flask_stash.core.api import MISS
+from flask_stash.core.backends import memory
 from flask_stash.core.backends.memory import ENTRY_OVERHEAD, MemoryBackend
 from flask_stash.core.errors import ConfigurationError
+from flask_stash.core.stamps import LocalStamps
 from flask_stash.testing import FakeClock
 
 
@@ -344,3 +348,106 @@ def test_no_expiry_sweep_below_or_exactly_at_the_byte_bound(clock: FakeClock) ->
     backend.set("d", b"x" * 10, None)  # one entry over: the sweep drops "e", no live entry goes
     assert backend.size_in_bytes == per_entry * 4
     assert backend.get_many(list("abcd")) == [b"x" * 10] * 4
+
+
+# -- the lock-free read of a live entry ------------------------------------------------------
+
+
+@pytest.fixture(params=[True, False], ids=["gil", "free-threaded"])
+def read_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both read paths of ``get``: without the lock (GIL builds), and locked throughout."""
+    monkeypatch.setattr(memory, "_GIL", request.param)
+    return bool(request.param)
+
+
+def test_get_serves_live_entries_and_drops_expired_ones(read_mode: bool, clock: FakeClock) -> None:
+    backend = MemoryBackend(threshold=0, clock=clock)
+    backend.set("live", b"1", None)
+    backend.set("short", b"22", 10)
+    assert backend.get("live") == b"1"
+    assert backend.get("short") == b"22"
+    assert backend.get("absent") is MISS
+    clock.advance(10)
+    assert backend.get("short") is MISS
+    assert len(backend) == 1
+    assert backend.size_in_bytes == len("live") + 1 + ENTRY_OVERHEAD
+
+
+def test_get_marks_an_entry_recently_used(read_mode: bool, clock: FakeClock) -> None:
+    backend = MemoryBackend(threshold=2, clock=clock)
+    backend.set("a", b"1", None)
+    backend.set("b", b"2", None)
+    assert backend.get("a") == b"1"  # now "b" is the least recently used
+    backend.set("c", b"3", None)
+    assert backend.get("b") is MISS
+    assert backend.get("a") == b"1"
+
+
+def test_a_read_racing_a_delete_still_returns_what_it_read(
+    read_mode: bool, clock: FakeClock
+) -> None:
+    class DeletedMeanwhile(OrderedDict[str, tuple[bytes, float | None, int]]):
+        def move_to_end(self, key: str, last: bool = True) -> None:
+            raise KeyError(key)  # as if a delete ran between the read and the touch
+
+    backend = MemoryBackend(clock=clock)
+    backend.set("k", b"v", None)
+    backend._data = DeletedMeanwhile(backend._data)
+    if read_mode:
+        assert backend.get("k") == b"v"
+    else:  # the locked path cannot race: the dictionary itself fails
+        with pytest.raises(KeyError):
+            backend.get("k")
+
+
+def test_an_overwritten_key_is_never_missing_for_a_concurrent_reader() -> None:
+    backend = MemoryBackend(threshold=0)
+    backend.set("k", b"0", None)
+    missing: list[int] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            if backend.get("k") is MISS:
+                missing.append(1)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    try:
+        for thread in readers:
+            thread.start()
+        for i in range(20_000):
+            backend.set("k", str(i).encode(), None)
+    finally:
+        done.set()
+        for thread in readers:
+            thread.join()
+        sys.setswitchinterval(interval)
+    assert missing == []
+
+
+def test_with_the_gil_a_live_entry_is_read_without_the_lock(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    class NoLock:
+        def __enter__(self) -> None:
+            raise AssertionError("the lock was taken")
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    monkeypatch.setattr(memory, "_GIL", True)
+    backend = MemoryBackend(clock=clock)
+    backend.set("forever", b"1", None)
+    backend.set("expiring", b"2", 60)
+    backend._lock = NoLock()  # type: ignore[assignment]
+    assert backend.get("forever") == b"1"
+    assert backend.get("expiring") == b"2"
+
+
+def test_each_memory_backend_keeps_its_own_version_stamps() -> None:
+    first, second = MemoryBackend(), MemoryBackend()
+    assert isinstance(first.local_stamps, LocalStamps)
+    first.local_stamps.create(["f"])
+    assert second.local_stamps.version(["f"]) is None

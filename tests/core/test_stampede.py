@@ -112,7 +112,7 @@ def test_concurrent_misses_compute_once(protected: bool, entered: list[str]) -> 
         if protected:
             wait_until(lambda: len(entered) >= CALLERS)
         else:
-            wait_until(lambda: counting.calls.count("get_many") >= CALLERS)
+            wait_until(lambda: counting.calls.count("get") >= CALLERS)
         return x * 2
 
     results = run_concurrently(CALLERS, lambda: slow(21))

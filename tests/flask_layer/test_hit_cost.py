@@ -26,6 +26,12 @@ def counted(
     return app, cache, backend
 
 
+def memo_read(backend: CountingBackend) -> str:
+    """The one read of a memoize hit: entry and version stamp together, or the entry
+    alone where the backend keeps its stamps in the process (the memory backend)."""
+    return "get" if getattr(backend.inner, "local_stamps", None) is not None else "get_many"
+
+
 def test_memoize_hit_is_one_backend_call(counted: tuple[Flask, Cache, CountingBackend]) -> None:
     app, cache, backend = counted
 
@@ -38,7 +44,7 @@ def test_memoize_hit_is_one_backend_call(counted: tuple[Flask, Cache, CountingBa
         assert backend.calls  # the miss read and wrote
         backend.calls.clear()
         assert add(2, 3) == 5
-    assert backend.calls == ["get_many"]
+    assert backend.calls == [memo_read(backend)]
 
 
 def test_memoized_method_hit_is_one_backend_call(
@@ -59,7 +65,7 @@ def test_memoized_method_hit_is_one_backend_call(
         repo.find(1)
         backend.calls.clear()
         assert repo.find(1) == {"id": 1}
-    assert backend.calls == ["get_many"]
+    assert backend.calls == [memo_read(backend)]
 
 
 def test_memoize_hit_with_keywords_and_defaults_is_one_call(
@@ -75,7 +81,7 @@ def test_memoize_hit_with_keywords_and_defaults_is_one_call(
         f(1, c="y")
         backend.calls.clear()
         assert f(a=1, b=2, c="y") == "12y"
-    assert backend.calls == ["get_many"]
+    assert backend.calls == [memo_read(backend)]
 
 
 def test_cached_view_hit_is_one_backend_call(
@@ -169,6 +175,7 @@ def test_memoize_miss_cost_is_bounded(counted: tuple[Flask, Cache, CountingBacke
         backend.calls.clear()
         f(2)  # the function's version stamp already exists
     if hasattr(backend.inner, "acquire_lock"):
-        assert backend.calls == ["get_many", "acquire_lock", "get_many", "set", "release_lock"]
+        read = memo_read(backend)
+        assert backend.calls == [read, "acquire_lock", read, "set", "release_lock"]
     else:  # single-flight re-reads once: a caller may have stored it meanwhile
-        assert backend.calls == ["get_many", "get_many", "set"]
+        assert backend.calls == [memo_read(backend), memo_read(backend), "set"]

@@ -27,6 +27,7 @@ from flask_stash.core.policy import ErrorPolicy
 from flask_stash.core.serializers import PickleSerializer, Serializer
 from flask_stash.core.signing import CounterSeal, MismatchAlarm, parse_integer
 from flask_stash.core.stampede import Stampede
+from flask_stash.core.stamps import LocalStamps
 from flask_stash.core.stats import KEY_MISMATCH, UNDECODABLE, WRITE, Stats
 
 Clock = Callable[[], float]
@@ -68,6 +69,9 @@ class Store:
         self.hash_method = hash_method
         #: Coordination of the callers computing entries of this store (see pipeline.py).
         self.stampede = Stampede(locks=isinstance(backend, SupportsLock))
+        #: The stamps of an in-process backend, kept beside it (see :mod:`.stamps`);
+        #: ``None``: stamps live in the backend with the entries.
+        self.local_stamps: LocalStamps | None = getattr(backend, "local_stamps", None)
         self._max_key = getattr(backend, "max_key_length", None)
         shares = getattr(backend, "shares_stored_bytes", False)
         self._decoded_limit = DECODED_MEMO_SIZE if shares else 0
@@ -111,18 +115,22 @@ class Store:
         self, bkey: str, vkeys: tuple[str, ...] = ()
     ) -> tuple[Entry | Miss, bytes | None]:
         """:meth:`read` for keys already passed through :meth:`backend_key` (the hot path)."""
+        version: bytes | None
         try:
             if not vkeys:
                 return self.decode(self.backend.get(bkey)), None
-            blobs = self.backend.get_many((bkey, *vkeys))
+            stamps = self.local_stamps
+            if stamps is not None:
+                blob = self.backend.get(bkey)
+                version = stamps.tokens.get(vkeys[0]) if len(vkeys) == 1 else stamps.version(vkeys)
+            else:
+                blobs = self.backend.get_many((bkey, *vkeys))
+                blob = blobs[0]
+                # One family (the common case): its stamp; MISS and b"" are both falsy.
+                version = (blobs[1] or None) if len(blobs) == 2 else _joined_stamps(blobs)  # type: ignore[assignment]
         except BackendError as exc:
             self.policy.handle(exc, "get")
             return MISS, None
-        # One family (the common case): its stamp; MISS and b"" are both falsy.
-        version: bytes | None = (
-            (blobs[1] or None) if len(blobs) == 2 else _joined_stamps(blobs)  # type: ignore[assignment]
-        )
-        blob = blobs[0]
         known = self._decoded.get(id(blob))  # decode()'s memo, inlined: the hot path
         entry = known[1] if known is not None and known[0] is blob else self.decode(blob)
         if entry is not MISS and entry.version != version:
@@ -280,6 +288,8 @@ class Store:
         """
         if known is not None or not vkeys:
             return known
+        if self.local_stamps is not None:
+            return self.local_stamps.create(vkeys)
         try:
             stamps = [self._stamp(vkey) for vkey in vkeys]
         except BackendError as exc:
@@ -295,6 +305,9 @@ class Store:
 
     def bump_version(self, vkey: str) -> bool:
         """Invalidate every entry written under the stamp at backend key ``vkey``."""
+        if self.local_stamps is not None:
+            self.local_stamps.bump(vkey)
+            return True
         try:
             self.backend.set(vkey, uuid.uuid4().hex.encode(), None)
         except BackendError as exc:

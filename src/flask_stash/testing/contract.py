@@ -281,7 +281,9 @@ class BackendContract:
         assert double(21) == 42
         counting.calls.clear()
         assert double(21) == 42
-        assert counting.calls == ["get_many"]
+        # Entry and stamp in one call; an in-process backend keeps its stamps beside it.
+        local = getattr(backend, "local_stamps", None) is not None
+        assert counting.calls == (["get"] if local else ["get_many"])
         assert calls == [21]
 
     def test_invalidate_all_is_one_write(self, backend: Backend, clock: FakeClock) -> None:
@@ -301,7 +303,8 @@ class BackendContract:
             square(x)
         counting.calls.clear()
         square.invalidate_all()  # type: ignore[attr-defined]
-        assert counting.calls == ["set"]
+        local = getattr(backend, "local_stamps", None) is not None
+        assert counting.calls == ([] if local else ["set"])
         assert [square(x) for x in range(5)] == [0, 1, 4, 9, 16]
         assert calls == [0, 1, 2, 3, 4] * 2
 

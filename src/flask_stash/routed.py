@@ -52,11 +52,9 @@ def view_key(store: Store, key: str, stamps: tuple[str, ...]) -> str:
 
 
 def _stamps(store: Store, vkeys: tuple[str, ...]) -> bytes:
-    try:
-        blobs = store.backend.get_many(vkeys)
-    except BackendError as exc:
-        store.policy.handle(exc, "version")
-        raise
+    blobs = store.gate.call("version", None, store.backend.get_many, vkeys)
+    if blobs is None:  # counted and logged (raised when not failing open) by the gate
+        raise BackendError("the version stamps could not be read")
     if all(blob is not MISS for blob in blobs):
         return b"|".join(blobs)  # type: ignore[arg-type]
     created = store.current_version(vkeys, None)  # the first call: create the stamps

@@ -40,29 +40,31 @@ def routed_key(memo: Memo, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str
     spec = memo.helper(state)
     vkeys = spec.version_keys(args) if spec.per_instance else spec.function_stamp
     stamps = _stamps(state.store, vkeys)
+    if stamps is None:  # already counted and logged: the caller runs the function uncached
+        raise BackendError("the version stamps could not be read or created")
     return f"{spec.user_key(args, kwargs)}:{hash_text(stamps.decode('ascii'))[:16]}"
 
 
-def view_key(store: Store, key: str, stamps: tuple[str, ...]) -> str:
+def view_key(store: Store, key: str, stamps: tuple[str, ...]) -> str | None:
     """The key a cached view's page takes through ``cache.get``/``cache.set``: with the
-    digest of its per-user stamps (``private=True``), so ``delete_cached`` still works."""
+    digest of its per-user stamps (``private=True``), so ``delete_cached`` still works.
+    ``None`` if the stamps could not be read (counted and logged, or raised when not
+    failing open, by the store's gate)."""
     if not stamps:
         return key
-    return f"{key}:{hash_text(_stamps(store, stamps).decode('ascii'))[:16]}"
+    joined = _stamps(store, stamps)
+    return None if joined is None else f"{key}:{hash_text(joined.decode('ascii'))[:16]}"
 
 
-def _stamps(store: Store, vkeys: tuple[str, ...]) -> bytes:
-    try:
-        blobs = store.backend.get_many(vkeys)
-    except BackendError as exc:
-        store.policy.handle(exc, "version")
-        raise
+def _stamps(store: Store, vkeys: tuple[str, ...]) -> bytes | None:
+    """The current stamps at ``vkeys``, created on the first call; ``None`` if the backend
+    failed (the store's gate handled the failure)."""
+    blobs = store.gate.call("version", None, store.backend.get_many, vkeys)
+    if blobs is None:
+        return None
     if all(blob is not MISS for blob in blobs):
         return b"|".join(blobs)  # type: ignore[arg-type]
-    created = store.current_version(vkeys, None)  # the first call: create the stamps
-    if created is None:
-        raise BackendError("the version stamps could not be created")
-    return created
+    return store.current_version(vkeys, None)  # the first call: create the stamps
 
 
 def routed_wrapper(memo: Memo) -> Callable[..., Any]:

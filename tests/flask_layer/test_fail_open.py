@@ -272,6 +272,43 @@ def test_template_fragment_raises_when_not_failing_open() -> None:
         render_template_string("{% cache 60, 'f' %}frag{% endcache %}")
 
 
+class RoutedCache(Cache):
+    """A subclass redefining ``get``: memoize and views read and write through it."""
+
+    def get(self, key: str) -> Any:
+        return super().get(key)
+
+
+@pytest.mark.parametrize("fail_open", [True, False])
+def test_the_routed_path_follows_the_policy(fail_open: bool) -> None:
+    """The stamps a routed key needs are read through the store's gate: counted and the
+    call served uncached, or raised when not failing open (a view's too)."""
+    app = make_app(CACHE_TYPE=f"{HERE}.BrokenBackend", CACHE_FAIL_OPEN=fail_open)
+    app.secret_key = "dev"
+    cache = RoutedCache(app)
+
+    @cache.memoize()
+    def f(x: int) -> int:
+        return x
+
+    @app.route("/me")
+    @cache.cached(private=True)
+    def me() -> str:
+        return "mine"
+
+    client = app.test_client()
+    if fail_open:
+        with app.app_context():
+            assert f(1) == 1
+        assert client.get("/me", headers={"Authorization": "ann"}).text == "mine"
+        assert error_count(app, cache) >= 2
+        return
+    with app.app_context(), pytest.raises(BackendError):
+        f(1)
+    with pytest.raises(BackendError):
+        client.get("/me", headers={"Authorization": "ann"})
+
+
 # -- keys that cannot be built -------------------------------------------------------------
 
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from flask_stash.backends._settings import BackendKeys
 from flask_stash.backends.base import BackendPlan, BaseCache, to_seconds
-from flask_stash.core.errors import BackendError
 
 if TYPE_CHECKING:
     from flask_stash.core.backends.redis import RedisCommands
@@ -70,12 +69,8 @@ class _RedisFamily(BaseCache):
         if not keys:
             return []
         store = self.store
-        try:
-            store.backend.delete_many([store.backend_key(key) for key in keys])
-        except BackendError as exc:
-            store.policy.handle(exc, "unlink")
-            return []
-        return list(keys)
+        bkeys = [store.backend_key(key) for key in keys]
+        return list(keys) if store.gate.run("unlink", store.backend.delete_many, bkeys) else []
 
 
 class RedisCache(_RedisFamily):

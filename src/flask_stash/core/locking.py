@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flask_stash.core.engine import Lookup
-from flask_stash.core.errors import BackendError
 from flask_stash.core.stats import LOCK_WAIT
 from flask_stash.core.store import Store
 
@@ -123,17 +122,13 @@ class BackendLock:
         self.token = uuid.uuid4().hex
 
     def acquire(self) -> bool:
-        try:
-            return bool(self.store.backend.acquire_lock(self.name, self.token, self.lease))  # type: ignore[attr-defined]
-        except BackendError as exc:
-            self.store.policy.handle(exc, "lock")
-            return True  # compute without the lock rather than wait for nothing
+        acquire = self.store.backend.acquire_lock  # type: ignore[attr-defined]
+        # A failure computes without the lock rather than wait for nothing.
+        return bool(self.store.gate.call("lock", True, acquire, self.name, self.token, self.lease))
 
     def release(self) -> None:
-        try:
-            self.store.backend.release_lock(self.name, self.token)  # type: ignore[attr-defined]
-        except BackendError as exc:
-            self.store.policy.handle(exc, "unlock")  # the lease expires on its own
+        release = self.store.backend.release_lock  # type: ignore[attr-defined]
+        self.store.gate.run("unlock", release, self.name, self.token)  # a lease expires anyway
 
     def turn(self, found: Callable[[], tuple[bool, Any]]) -> Turn:
         """While holding the lock: another's result if ``found``, else the turn to compute."""

@@ -2,7 +2,9 @@
 
 A :class:`Store` adds what every backend needs and none should implement: the key prefix,
 hashing of over-long keys, (de)serialization of :class:`Entry` objects, TTL rules, version
-stamps for O(1) invalidation, statistics and the fail-open error policy.
+stamps for O(1) invalidation, statistics and the fail-open error policy. Every backend call
+goes through the store's :class:`~flask_stash.core.gate.BackendGate`, which applies the
+policy and returns each operation's failed value.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from flask_stash.core.errors import (
     SignatureMismatch,
     UndecodableEntry,
 )
+from flask_stash.core.gate import BackendGate
 from flask_stash.core.keys import HashMethod, hash_text
 from flask_stash.core.policy import ErrorPolicy
 from flask_stash.core.serializers import PickleSerializer, Serializer
@@ -66,6 +69,8 @@ class Store:
         self.clock: Clock = clock or getattr(backend, "clock", None) or time.time
         self.stats = stats or Stats()
         self.policy = ErrorPolicy(self.stats, fail_open=fail_open)
+        #: The door every backend call of this store (and of its locks) goes through.
+        self.gate = BackendGate(self.policy)
         self.hash_method = hash_method
         #: Coordination of the callers computing entries of this store (see pipeline.py).
         self.stampede = Stampede(locks=isinstance(backend, SupportsLock))
@@ -116,7 +121,7 @@ class Store:
     ) -> tuple[Entry | Miss, bytes | None]:
         """:meth:`read` for keys already passed through :meth:`backend_key` (the hot path)."""
         version: bytes | None
-        try:
+        try:  # the gate's call, inlined: one frame less on every hit
             if not vkeys:
                 return self.decode(self.backend.get(bkey)), None
             stamps = self.local_stamps
@@ -129,7 +134,7 @@ class Store:
                 # One family (the common case): its stamp; MISS and b"" are both falsy.
                 version = (blobs[1] or None) if len(blobs) == 2 else _joined_stamps(blobs)  # type: ignore[assignment]
         except BackendError as exc:
-            self.policy.handle(exc, "get")
+            self.gate.failed(exc, "get")
             return MISS, None
         known = self._decoded.get(id(blob))  # decode()'s memo, inlined: the hot path
         entry = known[1] if known is not None and known[0] is blob else self.decode(blob)
@@ -186,10 +191,7 @@ class Store:
         blob, ttl = self._encode(value, timeout, stale, version, tags, cost)
         if ttl is not None and keep > 0:
             ttl += keep
-        try:
-            self.backend.set(bkey, blob, ttl)
-        except BackendError as exc:
-            self.policy.handle(exc, "set")
+        if not self.gate.run("set", self.backend.set, bkey, blob, ttl):
             return None
         self.stats.incr(WRITE)
         return blob
@@ -198,11 +200,8 @@ class Store:
         """Store ``marker`` at ``bkey`` for ``seconds`` as an entry that is never fresh, so
         no reader serves it as a value: it tells them the key's last value was refused."""
         now = self.clock()
-        try:
-            blob = self.serializer.dumps(tuple(Entry(marker, now, now, now + seconds, version)))
-            self.backend.set(bkey, blob, seconds)
-        except BackendError as exc:
-            self.policy.handle(exc, "set")
+        blob = self.serializer.dumps(tuple(Entry(marker, now, now, now + seconds, version)))
+        self.gate.run("set", self.backend.set, bkey, blob, seconds)
 
     def decode(self, blob: bytes | Miss) -> Entry | Miss:
         """The entry in ``blob``; anything else (corrupt, forged, foreign, signed with another
@@ -290,12 +289,10 @@ class Store:
             return known
         if self.local_stamps is not None:
             return self.local_stamps.create(vkeys)
-        try:
-            stamps = [self._stamp(vkey) for vkey in vkeys]
-        except BackendError as exc:
-            self.policy.handle(exc, "version")
-            return None
-        return _joined_stamps([b"", *stamps])
+        return self.gate.call("version", None, self._stamps, vkeys)
+
+    def _stamps(self, vkeys: tuple[str, ...]) -> bytes | None:
+        return _joined_stamps([b"", *(self._stamp(vkey) for vkey in vkeys)])
 
     def _stamp(self, vkey: str) -> bytes | Miss:
         token = uuid.uuid4().hex.encode()
@@ -308,33 +305,22 @@ class Store:
         if self.local_stamps is not None:
             self.local_stamps.bump(vkey)
             return True
-        try:
-            self.backend.set(vkey, uuid.uuid4().hex.encode(), None)
-        except BackendError as exc:
-            self.policy.handle(exc, "invalidate")
-            return False
-        return True
+        return self.gate.run("invalidate", self.backend.set, vkey, uuid.uuid4().hex.encode(), None)
 
     # -- plain values (the direct API) ---------------------------------------------------
 
     def get(self, key: str) -> object:
         """The fresh value (or counter) under ``key``, or :data:`MISS`."""
         bkey = self.backend_key(key)
-        try:
-            entry = self.decode_value(bkey, self.backend.get(bkey))
-        except BackendError as exc:
-            self.policy.handle(exc, "get")
-            return MISS
+        entry = self.decode_value(bkey, self.gate.call("get", MISS, self.backend.get, bkey))
         if entry is MISS or not entry.is_fresh(self.clock()):
             return MISS
         return entry.value
 
     def get_many(self, keys: Sequence[str]) -> list[object]:
         bkeys = [self.backend_key(k) for k in keys]
-        try:
-            blobs = self.backend.get_many(bkeys)
-        except BackendError as exc:
-            self.policy.handle(exc, "get_many")
+        blobs = self.gate.call("get_many", None, self.backend.get_many, bkeys)
+        if blobs is None:
             return [MISS] * len(keys)
         now = self.clock()
         entries = [self.decode_value(*pair) for pair in zip(bkeys, blobs, strict=True)]
@@ -356,11 +342,7 @@ class Store:
         except SerializationError as exc:
             self.policy.handle(exc, "add")
             return False
-        try:
-            return self.backend.add(self.backend_key(key), blob, ttl)
-        except BackendError as exc:
-            self.policy.handle(exc, "add")
-            return False
+        return self.gate.call("add", False, self.backend.add, self.backend_key(key), blob, ttl)
 
     def set_many(self, mapping: Mapping[str, object], timeout: Timeout = None) -> list[str]:
         """Store every item; returns the keys that were stored (all, or none on error)."""
@@ -374,12 +356,7 @@ class Store:
                 self.policy.handle(exc, "set_many")
                 continue
             stored.append(key)
-        try:
-            self.backend.set_many(blobs, ttl)
-        except BackendError as exc:
-            self.policy.handle(exc, "set_many")
-            return []
-        return stored
+        return stored if self.gate.run("set_many", self.backend.set_many, blobs, ttl) else []
 
     def delete(self, key: str) -> bool:
         return self.backend_delete(self.backend_key(key))
@@ -387,33 +364,20 @@ class Store:
     def backend_delete(self, bkey: str) -> bool:
         """:meth:`delete` for a key already passed through :meth:`backend_key`."""
         self.stampede.deleted(bkey)
-        try:
-            return self.backend.delete(bkey)
-        except BackendError as exc:
-            self.policy.handle(exc, "delete")
-            return False
+        return self.gate.call("delete", False, self.backend.delete, bkey)
 
     def delete_many(self, keys: Iterable[str]) -> int:
         bkeys = [self.backend_key(k) for k in keys]
         for bkey in bkeys:
             self.stampede.deleted(bkey)
-        try:
-            return self.backend.delete_many(bkeys)
-        except BackendError as exc:
-            self.policy.handle(exc, "delete_many")
-            return 0
+        return self.gate.call("delete_many", 0, self.backend.delete_many, bkeys)
 
     def has(self, key: str) -> bool:
         return self.get(key) is not MISS
 
     def clear(self) -> bool:
         self.stampede.cleared()
-        try:
-            self.backend.clear()
-        except BackendError as exc:
-            self.policy.handle(exc, "clear")
-            return False
-        return True
+        return self.gate.run("clear", self.backend.clear)
 
     def incr(self, key: str, delta: int = 1) -> int | None:
         """Add ``delta`` to an integer counter (absent: 0). ``None`` if the backend failed.
@@ -423,12 +387,7 @@ class Store:
         signing key counters are sealed (see :class:`~flask_stash.core.signing.CounterSeal`)
         and created with an atomic ``add`` first, so an increment costs two round trips.
         """
-        bkey = self.backend_key(key)
-        try:
-            return self._incr(key, bkey, delta)
-        except BackendError as exc:
-            self.policy.handle(exc, "incr")
-            return None
+        return self.gate.call("incr", None, self._incr, key, self.backend_key(key), delta)
 
     def _incr(self, key: str, bkey: str, delta: int) -> int:
         counters, ttl = self.counters, self.ttl_for(None)

@@ -19,7 +19,6 @@ from flask import Response, request
 from flask_stash import routed
 from flask_stash.core.api import MISS, Miss
 from flask_stash.core.entry import Entry
-from flask_stash.core.errors import BackendError
 from flask_stash.core.pipeline import PASS_VALUE, Ticket
 from flask_stash.core.stampede import PASS_SECONDS
 from flask_stash.views import http, responses
@@ -134,10 +133,8 @@ def _store(
 def read_through_methods(call: Call, key: str) -> Entry | Miss:
     """The stored ``(value, created)`` read with the subclass's ``get`` (fresh or nothing:
     no stale window on this path)."""
-    try:
-        found = call.view.cache.get(routed.view_key(call.state.store, key, call.stamps))
-    except BackendError:  # the stamps could not be read (already counted and logged)
-        found = None
+    stamped = routed.view_key(call.state.store, key, call.stamps)
+    found = None if stamped is None else call.view.cache.get(stamped)
     if type(found) is tuple and len(found) == 2 and type(found[1]) is float:
         return Entry(found[0], found[1])
     return MISS
@@ -145,9 +142,8 @@ def read_through_methods(call: Call, key: str) -> Entry | Miss:
 
 def _write_through_methods(call: Call, key: str, value: Any, timeout: Any) -> None:
     store = call.state.store
-    try:
-        stamped = routed.view_key(store, key, call.stamps)
-    except BackendError:
+    stamped = routed.view_key(store, key, call.stamps)
+    if stamped is None:  # the stamps could not be read: store nothing rather than guess
         return
     call.view.cache.set(stamped, (value, float(store.clock())), timeout)
 

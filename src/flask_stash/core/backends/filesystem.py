@@ -22,26 +22,26 @@ from typing import ClassVar, Literal, Protocol
 
 from flask_stash.core.api import MISS, TTL, Miss, check_ttl
 from flask_stash.core.backends.base import BaseBackend
-from flask_stash.core.backends.fsargs import _check_args, _digest_length, _make_dir
+from flask_stash.core.backends.fsargs import check_args, digest_length, make_dir
 from flask_stash.core.backends.fsformat import (
-    _CREATE,
-    _HEX,
-    _LOCK_SUFFIX,
-    _TEMP_PREFIX,
-    _decode,
-    _discard,
-    _encode,
-    _key_bytes,
-    _link,
-    _list,
-    _live,
-    _peek,
-    _shard_dirs,
-    _size,
-    _slurp,
-    _temp_name,
-    _unlink,
-    _write_all,
+    CREATE_FLAGS,
+    HEX_DIGITS,
+    LOCK_SUFFIX,
+    TEMP_PREFIX,
+    decode_record,
+    discard,
+    encode_record,
+    is_live,
+    key_bytes,
+    link_file,
+    list_dir,
+    peek,
+    shard_dirs,
+    size_of,
+    slurp,
+    temp_name,
+    unlink_file,
+    write_all,
 )
 from flask_stash.core.errors import BackendError, ConfigurationError
 
@@ -90,14 +90,14 @@ class FileSystemBackend(BaseBackend):
         max_bytes: int | None = None,
         clock: Clock = time.time,
     ) -> None:
-        mode = _check_args(threshold, default_timeout, mode, max_bytes, clock)
+        mode = check_args(threshold, default_timeout, mode, max_bytes, clock)
         self.threshold, self.max_bytes, self.mode = threshold, max_bytes, mode
         self.default_timeout = default_timeout
-        self._hash, self._hex_length = hash_method, _digest_length(hash_method)
+        self._hash, self._hex_length = hash_method, digest_length(hash_method)
         self.clock = clock
         # Folders need x wherever files have r, or other users could not reach the files.
         self._dir_mode = 0o700 | (mode & 0o066) | ((mode & 0o044) >> 2)
-        self.cache_dir = _make_dir(cache_dir)
+        self.cache_dir = make_dir(cache_dir)
         self._chmod = self._probe()
         self._bounded = bool(threshold) or max_bytes is not None
         self._stats_lock, self._sync_lock = threading.Lock(), threading.Lock()
@@ -130,17 +130,17 @@ class FileSystemBackend(BaseBackend):
 
     def add(self, key: str, value: bytes, ttl: TTL) -> bool:
         """Store only if ``key`` is absent (atomic across processes); True if stored."""
-        data, path = _encode(key, value, self._expiry(ttl)), self._path(key)
+        data, path = encode_record(key, value, self._expiry(ttl)), self._path(key)
         if not self._fits(len(data)):
             return False
         tmp = self._write_temp(path, data)
         try:
             # The name may be held by an expired or damaged file, which _load removes.
-            stored = _link(tmp, path) or (
-                self._load(key, self.clock(), touch=False) is MISS and _link(tmp, path)
+            stored = link_file(tmp, path) or (
+                self._load(key, self.clock(), touch=False) is MISS and link_file(tmp, path)
             )
         finally:
-            _discard(tmp)
+            discard(tmp)
         if stored:
             self._account(1, len(data), self._epoch)
         return stored
@@ -161,13 +161,13 @@ class FileSystemBackend(BaseBackend):
                 self._epoch += 1
             for item, shard in self._files():
                 if self._kind(item.name, shard) not in (None, "lock"):
-                    _unlink(item.path)
+                    unlink_file(item.path)
             with self._stats_lock:
                 self._epoch += 1
 
     def scan(self, prefix: str) -> Iterator[str]:
         """Yield the live keys starting with ``prefix``, reading the files lazily."""
-        return self._scan(_key_bytes(prefix), self.clock())
+        return self._scan(key_bytes(prefix), self.clock())
 
     # -- the lock capability --------------------------------------------------------------
 
@@ -175,28 +175,28 @@ class FileSystemBackend(BaseBackend):
         """Take lock ``name`` for ``lease`` seconds, unless a live lease holds it."""
         if check_ttl(lease) is None:
             raise TypeError("lease must be a positive number of seconds, not None")
-        now, path = self.clock(), self._path(name) + _LOCK_SUFFIX
-        tmp = self._write_temp(path, _encode(name, token.encode(), now + lease))
+        now, path = self.clock(), self._path(name) + LOCK_SUFFIX
+        tmp = self._write_temp(path, encode_record(name, token.encode(), now + lease))
         try:
-            return _link(tmp, path) or (self._break_expired(path, now) and _link(tmp, path))
+            return link_file(tmp, path) or (self._break_expired(path, now) and link_file(tmp, path))
         finally:
-            _discard(tmp)
+            discard(tmp)
 
     def release_lock(self, name: str, token: str) -> bool:
         """Release lock ``name`` if held under ``token``; False if not (or lease over)."""
-        path = self._path(name) + _LOCK_SUFFIX
-        found = _slurp(path)
-        lock = _decode(found[0]) if found else None
+        path = self._path(name) + LOCK_SUFFIX
+        found = slurp(path)
+        lock = decode_record(found[0]) if found else None
         if not found or not lock or lock.value != token.encode():
             return False
         # An expired lease is cleaned up, but it was no longer ours to release.
-        return self._take(path, found[0]) and _live(lock.expires, self.clock())
+        return self._take(path, found[0]) and is_live(lock.expires, self.clock())
 
     def _break_expired(self, path: str, now: float) -> bool:
         """Remove the lock at ``path`` if its lease is over; True if it is gone."""
-        found = _slurp(path)
-        lock = _decode(found[0]) if found else None
-        if found and lock and _live(lock.expires, now):
+        found = slurp(path)
+        lock = decode_record(found[0]) if found else None
+        if found and lock and is_live(lock.expires, now):
             return False
         return not found or self._take(path, found[0])
 
@@ -204,32 +204,32 @@ class FileSystemBackend(BaseBackend):
         """Remove ``path`` only if it still holds ``expected``; True if it is gone."""
         # Renaming is the only atomic grab: a plain unlink could delete a lock that a new
         # owner created between our read and our unlink.
-        grab = os.path.join(os.path.dirname(path), _temp_name())
+        grab = os.path.join(os.path.dirname(path), temp_name())
         try:
             os.rename(path, grab)
         except FileNotFoundError:
             return True
         try:
-            found = _slurp(grab)
+            found = slurp(grab)
             if found and found[0] != expected:
-                _link(grab, path)  # we grabbed a new owner's lock: give it back
+                link_file(grab, path)  # we grabbed a new owner's lock: give it back
                 return False
             return True
         finally:
-            _discard(grab)
+            discard(grab)
 
     # -- reading and writing --------------------------------------------------------------
 
     def _load(self, key: str, now: float, *, touch: bool) -> bytes | Miss:
         path = self._path(key)
-        found = _slurp(path)
+        found = slurp(path)
         if found is None:
             return MISS
-        entry = _decode(found[0])
-        if entry is None or not _live(entry.expires, now):
+        entry = decode_record(found[0])
+        if entry is None or not is_live(entry.expires, now):
             self._drop(path, found[1])
             return MISS
-        if entry.key != _key_bytes(key):  # another key with the same hash: not ours
+        if entry.key != key_bytes(key):  # another key with the same hash: not ours
             return MISS
         if touch and self._bounded:
             stamp = self._stamp()
@@ -241,14 +241,14 @@ class FileSystemBackend(BaseBackend):
         # Wrapped here: BaseBackend's wrapper would only cover building the generator.
         try:
             for item, shard in self._files():
-                found = _peek(item.path) if self._kind(item.name, shard) == "entry" else None
-                if found and _live(found[0], now) and found[1].startswith(prefix):
+                found = peek(item.path) if self._kind(item.name, shard) == "entry" else None
+                if found and is_live(found[0], now) and found[1].startswith(prefix):
                     yield found[1].decode("utf-8", "surrogatepass")
         except OSError as exc:
             raise BackendError(f"FileSystemBackend.scan failed: {exc}", exc) from exc
 
     def _store(self, key: str, value: bytes, expires: float) -> None:
-        data, path = _encode(key, value, expires), self._path(key)
+        data, path = encode_record(key, value, expires), self._path(key)
         if not self._fits(len(data)):
             # Larger than the whole budget: refuse it rather than flush everything else,
             # and drop the old value, which the caller meant to replace.
@@ -257,12 +257,12 @@ class FileSystemBackend(BaseBackend):
         tmp, epoch = self._write_temp(path, data), self._epoch
         try:
             with self._stripe(path):
-                old = _size(path) if self._bounded else None
+                old = size_of(path) if self._bounded else None
                 os.replace(tmp, path)
         except FileNotFoundError:
             return  # a concurrent clear() took our temp file: as if it ran just after
         except BaseException:
-            _discard(tmp)
+            discard(tmp)
             raise
         if self._raced(epoch):
             old = None  # a prune may have evicted the file we saw: count ours as new
@@ -270,15 +270,15 @@ class FileSystemBackend(BaseBackend):
 
     def _write_temp(self, path: str, data: bytes) -> str:
         folder = os.path.dirname(path)
-        tmp = os.path.join(folder, _temp_name())
+        tmp = os.path.join(folder, temp_name())
         try:
-            fd = os.open(tmp, _CREATE, self.mode)
+            fd = os.open(tmp, CREATE_FLAGS, self.mode)
         except FileNotFoundError:  # shard folders are made on first use, not checked
             os.makedirs(folder, self._dir_mode, exist_ok=True)
-            fd = os.open(tmp, _CREATE, self.mode)
+            fd = os.open(tmp, CREATE_FLAGS, self.mode)
         try:
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
             finally:
                 os.close(fd)
             if self._chmod:
@@ -290,7 +290,7 @@ class FileSystemBackend(BaseBackend):
                 stamp = self._stamp()
                 os.utime(tmp, ns=(stamp, stamp))
         except BaseException:
-            _discard(tmp)
+            discard(tmp)
             raise
         return tmp
 
@@ -363,8 +363,8 @@ class FileSystemBackend(BaseBackend):
         live = []
         for item, shard in self._files():
             kind = self._kind(item.name, shard)
-            found = _peek(item.path) if kind == "entry" else None
-            if found and _live(found[0], now):
+            found = peek(item.path) if kind == "entry" else None
+            if found and is_live(found[0], now):
                 live.append((found[2].st_mtime_ns, found[2].st_size, item.path))
             elif found:
                 self._drop(item.path, found[2], count=False)  # _account would re-enter
@@ -386,7 +386,7 @@ class FileSystemBackend(BaseBackend):
         for _, file_size, path in live[:-1]:  # the newest entry always stays
             if count <= max_count and size <= max_size:
                 break
-            _unlink(path)
+            unlink_file(path)
             count, size = count - 1, size - file_size
         return count, size
 
@@ -396,21 +396,21 @@ class FileSystemBackend(BaseBackend):
         # One level of 256 folders: few enough that a burst of new keys does not pay a
         # mkdir each (two levels made 10,000 keys create ~9,500 folders), many enough
         # that a folder stays small for caches of a few hundred thousand entries.
-        digest = self._hash(_key_bytes(key)).hexdigest()
+        digest = self._hash(key_bytes(key)).hexdigest()
         return os.path.join(self.cache_dir, digest[:2], digest)
 
     def _kind(self, name: str, shard: str) -> Literal["entry", "lock", "temp"] | None:
-        if name.startswith(_TEMP_PREFIX):
+        if name.startswith(TEMP_PREFIX):
             return "temp"
-        is_lock = name.endswith(_LOCK_SUFFIX)
-        stem = name[: -len(_LOCK_SUFFIX)] if is_lock else name
-        if len(stem) != self._hex_length or not stem.startswith(shard) or set(stem) - _HEX:
+        is_lock = name.endswith(LOCK_SUFFIX)
+        stem = name[: -len(LOCK_SUFFIX)] if is_lock else name
+        if len(stem) != self._hex_length or not stem.startswith(shard) or set(stem) - HEX_DIGITS:
             return None
         return "lock" if is_lock else "entry"
 
     def _files(self) -> Iterator[tuple[os.DirEntry[str], str]]:
-        for shard in _shard_dirs(self.cache_dir):
-            for item in _list(shard.path):
+        for shard in shard_dirs(self.cache_dir):
+            for item in list_dir(shard.path):
                 yield item, shard.name
 
     def _stripe(self, path: str) -> threading.Lock:
@@ -428,15 +428,15 @@ class FileSystemBackend(BaseBackend):
 
     def _probe(self) -> bool:
         """Write a file for real (``os.access`` says yes to root); True if umask bites."""
-        tmp = os.path.join(self.cache_dir, _temp_name())
+        tmp = os.path.join(self.cache_dir, temp_name())
         try:
-            fd = os.open(tmp, _CREATE, self.mode)
+            fd = os.open(tmp, CREATE_FLAGS, self.mode)
             try:
-                _write_all(fd, b"probe")
+                write_all(fd, b"probe")
                 return stat.S_IMODE(os.fstat(fd).st_mode) != self.mode
             finally:
                 os.close(fd)
-                _discard(tmp)
+                discard(tmp)
         except OSError as exc:
             msg = f"cache_dir {self.cache_dir!r} is not writable: {exc}"
             raise ConfigurationError(msg) from exc

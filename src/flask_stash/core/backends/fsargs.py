@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from flask_stash.core.backends.fsformat import _HEX
+from flask_stash.core.backends.fsformat import HEX_DIGITS
 from flask_stash.core.errors import ConfigurationError
 
 
@@ -18,7 +18,7 @@ def _require(ok: bool, message: str) -> None:
         raise ConfigurationError(message)
 
 
-def _check_args(
+def check_args(
     threshold: int,
     timeout: float | None,
     mode: int | None,
@@ -48,7 +48,7 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _make_dir(cache_dir: object) -> str:
+def make_dir(cache_dir: object) -> str:
     path = os.fspath(cache_dir) if isinstance(cache_dir, (str, os.PathLike)) else None
     if not isinstance(path, str):
         raise ConfigurationError(f"cache_dir {cache_dir!r}: not a str path")
@@ -61,11 +61,11 @@ def _make_dir(cache_dir: object) -> str:
     return path
 
 
-def _digest_length(hash_method: object) -> int:
+def digest_length(hash_method: object) -> int:
     try:
         digest = hash_method(b"flask-stash").hexdigest()  # type: ignore[operator]
     except Exception as exc:
         raise ConfigurationError(f"hash_method must be like hashlib.sha256: {exc}") from exc
-    ok = isinstance(digest, str) and len(digest) >= 4 and not set(digest) - _HEX
+    ok = isinstance(digest, str) and len(digest) >= 4 and not set(digest) - HEX_DIGITS
     _require(ok, "hash_method(...).hexdigest() must return lowercase hex")
     return len(digest)

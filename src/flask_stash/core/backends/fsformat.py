@@ -1,8 +1,8 @@
 """The file-system backend's on-disk entry format and the small file utilities it uses.
 
 An entry file is a fixed header (:data:`_HEADER`), the key, then the value. Temp files
-(:data:`_TEMP_PREFIX`) are written first and then renamed or linked into place; lock files
-are entries named with :data:`_LOCK_SUFFIX`. See :mod:`flask_stash.core.backends.filesystem`.
+(:data:`TEMP_PREFIX`) are written first and then renamed or linked into place; lock files
+are entries named with :data:`LOCK_SUFFIX`. See :mod:`flask_stash.core.backends.filesystem`.
 """
 
 from __future__ import annotations
@@ -23,14 +23,16 @@ _VERSION = 1
 
 _BINARY: int = getattr(os, "O_BINARY", 0)
 _READ = os.O_RDONLY | _BINARY
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY
-_HEX = frozenset("0123456789abcdef")
-_TEMP_PREFIX = ".tmp-"
-_LOCK_SUFFIX = ".lock"
+CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY
+HEX_DIGITS = frozenset("0123456789abcdef")
+TEMP_PREFIX = ".tmp-"
+LOCK_SUFFIX = ".lock"
 _temp_counter = itertools.count()
 
 
-class _Entry(NamedTuple):
+class Record(NamedTuple):
+    """An entry (or lock) file's contents: expiry (0: never), key, value."""
+
     expires: float
     key: bytes
     value: bytes
@@ -39,10 +41,10 @@ class _Entry(NamedTuple):
 # -- entry format ---------------------------------------------------------------------------
 
 
-def _encode(key: str, value: bytes, expires: float) -> bytes:
+def encode_record(key: str, value: bytes, expires: float) -> bytes:
     if type(value) is not bytes:
         raise TypeError(f"backend values are bytes, not {type(value).__name__}")
-    raw_key = _key_bytes(key)
+    raw_key = key_bytes(key)
     header = _HEADER.pack(_MAGIC, _VERSION, expires, len(raw_key), len(value))
     return b"".join((header, raw_key, value))
 
@@ -57,19 +59,19 @@ def _parse_header(head: bytes, file_size: int) -> tuple[float, int] | None:
     return (expires, key_len) if _HEADER.size + key_len + value_len == file_size else None
 
 
-def _decode(data: bytes) -> _Entry | None:
+def decode_record(data: bytes) -> Record | None:
     parsed = _parse_header(data, len(data))
     if parsed is None:
         return None
     end = _HEADER.size + parsed[1]
-    return _Entry(parsed[0], data[_HEADER.size : end], data[end:])
+    return Record(parsed[0], data[_HEADER.size : end], data[end:])
 
 
-def _live(expires: float, now: float) -> bool:
+def is_live(expires: float, now: float) -> bool:
     return not expires or expires > now
 
 
-def _key_bytes(key: str) -> bytes:
+def key_bytes(key: str) -> bytes:
     if type(key) is not str:
         raise TypeError(f"backend keys are str, not {type(key).__name__}")
     return key.encode("utf-8", "surrogatepass")
@@ -78,7 +80,7 @@ def _key_bytes(key: str) -> bytes:
 # -- file helpers ---------------------------------------------------------------------------
 
 
-def _slurp(path: str) -> tuple[bytes, os.stat_result] | None:
+def slurp(path: str) -> tuple[bytes, os.stat_result] | None:
     """Contents and stat of the file at ``path``, or None if there is none."""
     try:
         fd = os.open(path, _READ)
@@ -94,7 +96,7 @@ def _slurp(path: str) -> tuple[bytes, os.stat_result] | None:
         os.close(fd)
 
 
-def _peek(path: str) -> tuple[float, bytes, os.stat_result] | None:
+def peek(path: str) -> tuple[float, bytes, os.stat_result] | None:
     """(expiry, key, stat) without reading the value; expiry -1 for a damaged file."""
     try:
         fd = os.open(path, _READ)
@@ -114,13 +116,13 @@ def _peek(path: str) -> tuple[float, bytes, os.stat_result] | None:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
 
 
-def _link(source: str, target: str) -> bool:
+def link_file(source: str, target: str) -> bool:
     """Give ``source`` the name ``target`` unless that is taken; never replaces."""
     try:
         os.link(source, target)
@@ -129,29 +131,29 @@ def _link(source: str, target: str) -> bool:
     return True
 
 
-def _size(path: str) -> int | None:
+def size_of(path: str) -> int | None:
     try:
         return os.stat(path).st_size
     except FileNotFoundError:
         return None
 
 
-def _unlink(path: str) -> None:
+def unlink_file(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
 
 
-def _discard(path: str) -> None:
+def discard(path: str) -> None:
     # Best-effort cleanup: must not replace the error that is being raised.
     with contextlib.suppress(OSError):
         os.unlink(path)
 
 
-def _temp_name() -> str:
-    return f"{_TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{next(_temp_counter)}"
+def temp_name() -> str:
+    return f"{TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{next(_temp_counter)}"
 
 
-def _list(path: str) -> list[os.DirEntry[str]]:
+def list_dir(path: str) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(path) as entries:
             return list(entries)
@@ -159,9 +161,11 @@ def _list(path: str) -> list[os.DirEntry[str]]:
         return []
 
 
-def _shard_dirs(path: str) -> list[os.DirEntry[str]]:
+def shard_dirs(path: str) -> list[os.DirEntry[str]]:
     return [
         item
-        for item in _list(path)
-        if len(item.name) == 2 and not set(item.name) - _HEX and item.is_dir(follow_symlinks=False)
+        for item in list_dir(path)
+        if len(item.name) == 2
+        and not set(item.name) - HEX_DIGITS
+        and item.is_dir(follow_symlinks=False)
     ]

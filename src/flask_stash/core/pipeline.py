@@ -115,10 +115,10 @@ class Plan:
 
     def derive(self, *, read: Reader) -> Plan:
         """This plan with another reader (a view's reader depends on the request)."""
-        plan = object.__new__(Plan)
-        for name in Plan.__slots__:
-            object.__setattr__(plan, name, getattr(self, name))
-        plan.read = read
+        plan = object.__new__(Plan)  # per request: no __init__, no counters to look up
+        plan.store, plan.protect, plan.scope = self.store, self.protect, self.scope
+        plan.storable, plan.read, plan.spawn = self.storable, read, self.spawn
+        plan.shares_values, plan.hits, plan.misses = self.shares_values, self.hits, self.misses
         return plan
 
     def read_entry(self, where: Lookup) -> tuple[Entry | Miss, bytes | None]:

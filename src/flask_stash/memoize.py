@@ -119,11 +119,12 @@ class Memo:
         user_key = user_key or spec.user_key(args, kwargs)
         signal.send(cache=self.cache, cache_key=user_key, f=self.fn, args=args, kwargs=kwargs)
 
-    def ticket(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Ticket | None:
-        """The call's ticket (a hit, or the duty to compute); ``None``: not cached."""
+    def _lookup(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[AppState, MemoizedFunction, Lookup] | None:
+        """Where this call's entry lives; ``None``: not cached (``unless``, or no key)."""
         state = self.cache.only_state or self.cache.state()
-        fn = self.fn
-        if self.unless is not None and self.unless(fn, *args, **kwargs):
+        if self.unless is not None and self.unless(self.fn, *args, **kwargs):
             return None
         spec = self.helper(state)
         try:
@@ -131,6 +132,15 @@ class Memo:
         except Exception as exc:  # a key that cannot be built must not lose the call
             state.store.policy.handle(exc, "memoize key")
             return None
+        return state, spec, where
+
+    def ticket(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Ticket | None:
+        """The call's ticket (a hit, or the duty to compute); ``None``: not cached."""
+        found = self._lookup(args, kwargs)
+        if found is None:
+            return None
+        state, spec, where = found
+        fn = self.fn
         if self.forced_update is not None and self.forced_update(fn, *args, **kwargs):
             ticket = miss(spec.plan, where, None, recheck=False)
         else:
@@ -143,16 +153,11 @@ class Memo:
 
     async def aticket(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Ticket | None:
         """:meth:`ticket` for coroutine functions."""
-        state = self.cache.only_state or self.cache.state()
+        found = self._lookup(args, kwargs)
+        if found is None:
+            return None
+        state, spec, where = found
         fn = self.fn
-        if self.unless is not None and self.unless(fn, *args, **kwargs):
-            return None
-        spec = self.helper(state)
-        try:
-            where = Lookup(spec.key(args, kwargs), spec.version_keys(args), spec.plan.scope)
-        except Exception as exc:
-            state.store.policy.handle(exc, "memoize key")
-            return None
         if self.forced_update is not None and self.forced_update(fn, *args, **kwargs):
             ticket = await amiss(spec.plan, where, None, recheck=False)
         else:

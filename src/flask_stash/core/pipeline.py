@@ -361,22 +361,21 @@ def _xfetch(entry: Entry, now: float, beta: float) -> bool:
     return now - entry.cost * beta * math.log(random.random() or 1e-300) >= entry.fresh_until
 
 
-def _read(
-    plan: Plan, where: Lookup, start_refresh: Callable[[Entry], None] | None
-) -> tuple[Ticket | None, bytes | None, Entry | None]:
-    """Read ``where``: ``(ticket, version, last)`` with a ready ticket for a servable
-    entry (refresh started when due), or ``None`` and the expired entry for a miss."""
-    entry, version = plan.read_entry(where)
+def _judge(
+    plan: Plan, where: Lookup, entry: Entry | Miss, start_refresh: Callable[[Entry], None] | None
+) -> tuple[Ticket | None, Entry | None]:
+    """What a read of ``where`` found: ``(ticket, last)`` with a ready ticket for a
+    servable entry (refresh started when due), or ``None`` and the expired entry."""
     if entry is MISS:
         next(plan.misses)
-        return None, version, None
+        return None, None
     if is_pass(entry.value):
         plan.store.stats.incr(PASS_EVENT, plan.scope)
-        return None, version, entry
+        return None, entry
     verdict = classify(entry, plan.store.clock(), plan.protect)
     if verdict is EXPIRED:
         next(plan.misses)
-        return None, version, entry
+        return None, entry
     if verdict is STALE_SERVE:
         plan.store.stats.incr(STALE, plan.scope)
     else:
@@ -386,7 +385,7 @@ def _read(
             plan.store.stats.incr(EARLY, plan.scope)
         if start_refresh is not None:
             start_refresh(entry)
-    return _ready(plan, where, entry, stale=verdict is STALE_SERVE), version, None
+    return _ready(plan, where, entry, stale=verdict is STALE_SERVE), None
 
 
 def _shortcut(
@@ -466,10 +465,25 @@ def fetch(
 ) -> Ticket:
     """Read ``where`` and decide: a ready ticket (fresh, or stale with a refresh started),
     or a ticket to compute (see :func:`miss`). ``refresh`` recomputes in the background."""
+    entry, version = plan.read_entry(where)
+    return decide(plan, where, entry, version, refresh, store_ok=store_ok)
+
+
+def decide(
+    plan: Plan,
+    where: Lookup,
+    entry: Entry | Miss,
+    version: bytes | None,
+    refresh: Refresh | None = None,
+    *,
+    store_ok: bool = True,
+) -> Ticket:
+    """:func:`fetch` for an entry the front end has already read (with ``plan``'s reader):
+    a front end may serve a fresh entry itself and call this for everything else."""
     starter = (
         None if refresh is None else (lambda entry: _refresh_later(plan, where, entry, refresh))
     )
-    ticket, version, last = _read(plan, where, starter)
+    ticket, last = _judge(plan, where, entry, starter)
     if ticket is not None:
         return ticket
     return miss(plan, where, version, last=last, store_ok=store_ok)
@@ -583,7 +597,8 @@ async def afetch(
 ) -> Ticket:
     """:func:`fetch` for coroutines: waits yield to the loop; refreshes run as tasks."""
     starter = None if refresh is None else (lambda e: _arefresh_later(plan, where, e, refresh))
-    ticket, version, last = _read(plan, where, starter)
+    entry, version = plan.read_entry(where)
+    ticket, last = _judge(plan, where, entry, starter)
     if ticket is not None:
         return ticket
     return await amiss(plan, where, version, last=last, store_ok=store_ok)

@@ -28,7 +28,7 @@ from flask_stash.calls import join_generator
 from flask_stash.core.api import MISS, Miss
 from flask_stash.core.engine import Lookup
 from flask_stash.core.entry import Entry
-from flask_stash.core.pipeline import Plan, Ticket, fetch, is_pass, miss
+from flask_stash.core.pipeline import FRESH, Plan, Ticket, classify, decide, is_pass, miss
 from flask_stash.core.stampede import Protection
 from flask_stash.core.stats import UNDECODABLE
 from flask_stash.protection import protection_for
@@ -233,19 +233,31 @@ def serve(call: Call) -> Any:
 def _serve(call: Call) -> Any:
     if not http.request_is_cacheable(call.request, call.settings.honor_no_cache):
         return call.run()
-    plan, where = call.plan(), call.lookup(call.key)
+    where = call.lookup(call.key)
     store_ok = http.request_may_store(call.request)  # HEAD, Range: served, never stored
     if call.view.forced(call.args, call.kwargs):
-        ticket = miss(plan, where, None, recheck=False, store_ok=store_ok)
+        ticket = miss(call.plan(), where, None, recheck=False, store_ok=store_ok)
     else:
-        ticket = fetch(plan, where, lambda t: _respond(call, t, at_request_end=False),
-                       store_ok=store_ok)  # fmt: skip
-    if call.state.config.enable_signals:
-        signal = cache_view_hit if ticket.ready else cache_view_miss
-        signal.send(cache=call.view.cache, cache_key=call.key, args=call.args, kwargs=call.kwargs)
+        entry, version = call.read(where)
+        shared = call.settings.plan
+        if entry is not MISS and classify(entry, shared.store.clock(), shared.protect) is FRESH:
+            # The common hit, served here: no ticket, no refresh hook to build.
+            next(shared.hits)
+            _signal(call, hit=True)
+            return _hit(call, entry)
+        ticket = decide(call.plan(), where, entry, version,
+                        lambda t: _respond(call, t, at_request_end=False),
+                        store_ok=store_ok)  # fmt: skip
+    _signal(call, hit=ticket.ready)
     if ticket.ready:
         return _hit(call, ticket.entry, "STALE" if ticket.stale else "HIT")  # type: ignore[arg-type]
     return _respond(call, ticket)
+
+
+def _signal(call: Call, *, hit: bool) -> None:
+    if call.state.config.enable_signals:
+        signal = cache_view_hit if hit else cache_view_miss
+        signal.send(cache=call.view.cache, cache_key=call.key, args=call.args, kwargs=call.kwargs)
 
 
 def _hit(call: Call, entry: Entry, label: str = "HIT") -> Response:

@@ -72,7 +72,6 @@ ARefresh = Callable[["Ticket"], Awaitable[None]]
 
 #: The value of a "pass" entry: the key's last computed value could not be stored.
 PASS_VALUE = ("flask-stash/pass", None, None)
-_PASS_FOUND = object()
 #: How often a waiter starts over when the flight it waited for was given up.
 _RETRIES = 3
 

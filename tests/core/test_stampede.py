@@ -325,12 +325,12 @@ def test_early_refresh_refreshes_hot_keys_before_expiry(
         return f"v{int(cost['seconds'])}"
 
     assert get_or_compute(store, "hot", compute, 10, protect=protect) == "v1"
-    monkeypatch.setattr("flask_stash.core.pipeline.random.random", lambda: 0.5)
+    monkeypatch.setattr("flask_stash.core.decisions.random.random", lambda: 0.5)
     clock.advance(5)  # far from expiry: -cost*ln(0.5) is milliseconds
     assert get_or_compute(store, "hot", compute, 10, protect=protect) == "v1"
     assert executor.jobs == []
     clock.advance(4.9999)  # within the last fraction of a millisecond-scale cost
-    monkeypatch.setattr("flask_stash.core.pipeline.random.random", lambda: 1e-200)
+    monkeypatch.setattr("flask_stash.core.decisions.random.random", lambda: 1e-200)
     assert get_or_compute(store, "hot", compute, 10, protect=protect) == "v1"
     assert executor.run_all() == 1
     assert store.stats.get("early_refreshes") == 1

@@ -49,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_EARLY_REFRESH": 0,
     "CACHE_FAIL_SAFE": 0,
     "CACHE_TTL_JITTER": 0,
+    "CACHE_BREAKER_THRESHOLD": 3,
+    "CACHE_BREAKER_BACKOFF": 1.0,
+    "CACHE_BREAKER_MAX_BACKOFF": 30.0,
     # CACHE_THRESHOLD, CACHE_DIR, CACHE_FILE_HASH_METHOD, CACHE_REDIS_*, CACHE_MEMCACHED_*
     **BACKEND_DEFAULTS,
 }
@@ -98,6 +101,8 @@ class CacheConfig:
     view_private_headers: tuple[str, ...]
     key_audit: bool
     protection: Protection
+    #: ``(threshold, backoff, max_backoff)`` of each backend's circuit breaker.
+    breaker: tuple[int, float, float]
     raw: Mapping[str, Any] = field(repr=False)
 
 
@@ -151,6 +156,7 @@ def read(merged: Mapping[str, Any]) -> CacheConfig:
         view_private_headers=_names(merged, "CACHE_VIEW_PRIVATE_HEADERS"),
         key_audit=_bool(merged, "CACHE_KEY_AUDIT"),
         protection=_protection(merged),
+        breaker=_breaker(merged),
         raw=dict(merged),
     )
 
@@ -185,6 +191,22 @@ def _protection(merged: Mapping[str, Any]) -> Protection:
         )
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(f"stampede protection settings: {exc}") from exc
+
+
+def _breaker(merged: Mapping[str, Any]) -> tuple[int, float, float]:
+    threshold = merged["CACHE_BREAKER_THRESHOLD"]
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        raise ConfigurationError(
+            f"CACHE_BREAKER_THRESHOLD must be a positive integer, not {threshold!r}"
+        )
+    backoff = normalize_timeout(merged["CACHE_BREAKER_BACKOFF"], "CACHE_BREAKER_BACKOFF")
+    most = normalize_timeout(merged["CACHE_BREAKER_MAX_BACKOFF"], "CACHE_BREAKER_MAX_BACKOFF")
+    if not 0 < backoff <= most:
+        raise ConfigurationError(
+            "need 0 < CACHE_BREAKER_BACKOFF <= CACHE_BREAKER_MAX_BACKOFF, "
+            f"got {backoff!r} and {most!r}"
+        )
+    return threshold, backoff, most
 
 
 def _statuses(value: object) -> frozenset[int]:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from flask import Flask, current_app, has_app_context
 
 from flask_stash import config as config_module
-from flask_stash import factory, workers
+from flask_stash import factory, health, workers
 from flask_stash import memoize as memo
 from flask_stash.core.stats import Stats
 from flask_stash.core.store import Store, Timeout
@@ -63,6 +63,7 @@ class Cache:
         settings = config_module.read(merged)
         _warn_like_flask_caching(settings)
         built = factory.build(app, settings)
+        health.connect(built.store, settings, self)
         check_signing(app, settings, built.store)
         _check_workers(built.store)
         app.extensions.setdefault("cache", {})[self] = built.backend_object
@@ -126,6 +127,15 @@ class Cache:
     def stats(self) -> dict[str, dict[str, int]]:
         """Counters of the current app's cache: ``{event: {scope: count}}``."""
         return self.state().store.stats.snapshot()
+
+    def ping(self) -> dict[str, Any]:
+        """The current app's backend health, for readiness probes (``docs/outages.md``):
+        ``healthy``, ``reachable``, ``latency_ms``, ``breaker`` (closed / open /
+        half-open), ``error``, ``failed_calls``, ``skipped_calls``,
+        ``pending_invalidations``. Makes one real read, even while the breaker is open."""
+        store = self.state().store
+        probe_key = store.backend_key("__flask_stash_ping__")
+        return store.gate.ping(lambda: store.backend.get(probe_key))
 
     @property
     def statistics(self) -> Stats:

@@ -186,6 +186,20 @@ SETTINGS: dict[str, SettingDoc] = {
         "Concurrent misses of one key compute once, in a process and across processes "
         "(per decorator: `stampede=`).",
     ),
+    "CACHE_BREAKER_THRESHOLD": SettingDoc(
+        "int",
+        BEHAVIOUR,
+        "Failed backend calls in a row after which the backend is left alone (served "
+        "uncached) until a probe succeeds; see docs/outages.md.",
+    ),
+    "CACHE_BREAKER_BACKOFF": SettingDoc(
+        "seconds",
+        BEHAVIOUR,
+        "Wait before the first probe of a failing backend; doubled after each failed probe.",
+    ),
+    "CACHE_BREAKER_MAX_BACKOFF": SettingDoc(
+        "seconds", BEHAVIOUR, "Longest wait between two probes of a failing backend."
+    ),
     "CACHE_LOCK_LEASE": SettingDoc(
         "seconds", STAMPEDE, "Lease of the cross-process lock held while computing."
     ),

@@ -105,9 +105,9 @@ def spied_store(fail_open: bool) -> tuple[Store, DeadBackend, list[tuple[Excepti
     handled: list[tuple[Exception, str]] = []
     handle = store.policy.handle
 
-    def spy(error: Exception, operation: str) -> None:
+    def spy(error: Exception, operation: str, **options: Any) -> None:
         handled.append((error, operation))
-        handle(error, operation)
+        handle(error, operation, **options)
 
     store.policy.handle = spy  # type: ignore[method-assign]
     return store, backend, handled

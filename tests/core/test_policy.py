@@ -20,7 +20,7 @@ def test_fail_open_counts_and_logs_once_per_interval(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     errors = policy(clock)
-    with caplog.at_level(logging.ERROR, logger="flask_stash"):
+    with caplog.at_level(logging.WARNING, logger="flask_stash"):
         errors.handle(BackendError("down"), "get")
         clock.advance(29.999)
         errors.handle(BackendError("down"), "get")
@@ -31,11 +31,41 @@ def test_fail_open_counts_and_logs_once_per_interval(
     assert errors.stats.get(ERROR, "get") == 4
     assert errors.stats.get(ERROR, "set") == 1
     assert [r.getMessage() for r in caplog.records] == [
-        "cache get failed, serving uncached: down",
-        "cache set failed, serving uncached: down",
-        "cache get failed, serving uncached: down (2 similar errors suppressed)",
+        "cache get failed, serving uncached: BackendError: down",
+        "cache set failed, serving uncached: BackendError: down",
+        "cache get failed, serving uncached: BackendError: down (2 similar errors suppressed)",
     ]
-    assert all(r.exc_info is not None for r in caplog.records)
+    assert all(r.levelno == logging.WARNING for r in caplog.records)
+    assert all(r.exc_info is None for r in caplog.records)  # tracebacks at DEBUG only
+
+
+def test_the_traceback_is_logged_at_debug(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    errors = policy(clock)
+    with caplog.at_level(logging.DEBUG, logger="flask_stash"):
+        errors.handle(BackendError("down"), "get")
+    assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.DEBUG]
+    assert caplog.records[1].exc_info is not None
+
+
+def test_fail_closed_says_it_raised(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    errors = policy(clock, fail_open=False)
+    with caplog.at_level(logging.WARNING, logger="flask_stash"), pytest.raises(BackendError):
+        errors.handle(BackendError("down"), "get")
+    assert [r.getMessage() for r in caplog.records] == [
+        "cache get failed, raised (CACHE_FAIL_OPEN is False): BackendError: down"
+    ]
+
+
+def test_a_quiet_failure_is_counted_and_logged_at_debug_only(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    errors = policy(clock)
+    with caplog.at_level(logging.DEBUG, logger="flask_stash"):
+        errors.handle(BackendError("down"), "get", quiet=True)
+    assert errors.stats.get(ERROR, "get") == 1
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG]
 
 
 def test_fail_closed_raises_after_counting(clock: FakeClock) -> None:

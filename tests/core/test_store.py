@@ -8,8 +8,9 @@ import pytest
 from flask_stash.core.api import MISS, TTL, Miss
 from flask_stash.core.backends.base import BaseBackend
 from flask_stash.core.backends.memory import MemoryBackend
+from flask_stash.core.breaker import THRESHOLD
 from flask_stash.core.errors import BackendError, SerializationError
-from flask_stash.core.stats import ERROR, UNDECODABLE
+from flask_stash.core.stats import BACKEND_SKIP, ERROR, UNDECODABLE
 from flask_stash.core.store import Store
 from flask_stash.testing import FakeClock
 
@@ -164,7 +165,7 @@ def test_native_errors_are_wrapped_once_keeping_the_original() -> None:
 
 def test_fail_open_turns_errors_into_counted_misses(caplog: pytest.LogCaptureFixture) -> None:
     store = Store(BrokenBackend())
-    with caplog.at_level(logging.ERROR, logger="flask_stash"):
+    with caplog.at_level(logging.INFO, logger="flask_stash"):
         for _ in range(5):
             assert store.get("k") is MISS
         assert store.set("k", 1) is False
@@ -175,9 +176,14 @@ def test_fail_open_turns_errors_into_counted_misses(caplog: pytest.LogCaptureFix
         assert store.set_many({"a": 1}) == []
         assert store.incr("n") is None
         assert store.clear() is False
-    assert store.stats.get(ERROR) == 13  # one per failed operation
-    # Rate-limited: one line per operation kind, not one per failure.
-    assert sum("cache get failed" in r.getMessage() for r in caplog.records) == 1
+    # Three failures in a row open the breaker: the other ten calls are not made.
+    assert store.stats.get(ERROR) == THRESHOLD
+    assert store.stats.get(BACKEND_SKIP) == 13 - THRESHOLD
+    # One line for the outage, not one per failure.
+    assert [r.getMessage() for r in caplog.records] == [
+        "cache backend BrokenBackend is failing (ConnectionError: server down); "
+        "serving uncached until it recovers"
+    ]
 
 
 def test_fail_closed_raises() -> None:

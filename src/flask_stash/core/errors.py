@@ -34,6 +34,11 @@ class BackendError(StashError):
         self.original = original
 
 
+class BackendUnavailable(BackendError):
+    """A backend call was not made: the backend's circuit breaker is open, or this
+    request already saw it fail. Raised only when not failing open."""
+
+
 class SerializationError(StashError, TypeError):
     """A value cannot be serialized by the configured serializer (nothing was stored)."""
 

@@ -40,11 +40,18 @@ class ErrorPolicy:
         self._suppressed: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def handle(self, error: Exception, operation: str) -> None:
+    def handle(self, error: Exception, operation: str, *, quiet: bool = False) -> None:
         """Count and log ``error`` (a :class:`BackendError`, or a failure to build a key);
-        re-raise it unless failing open."""
+        re-raise it unless failing open.
+
+        ``quiet``: a backend call's failure, which :class:`~flask_stash.core.gate.BackendGate`
+        reports once per outage; each one is logged at DEBUG only.
+        """
         self.stats.incr(ERROR, operation)
-        self._maybe_log(error, operation)
+        if quiet:
+            self._log.debug("cache %s failed: %s", operation, error, exc_info=error)
+        else:
+            self._maybe_log(error, operation)
         if not self.fail_open:
             raise error
 
@@ -58,6 +65,8 @@ class ErrorPolicy:
             self._last_logged[operation] = now
             suppressed = self._suppressed.pop(operation, 0)
         more = f" ({suppressed} similar errors suppressed)" if suppressed else ""
-        self._log.error(
-            "cache %s failed, serving uncached: %s%s", operation, error, more, exc_info=error
+        outcome = "serving uncached" if self.fail_open else "raised (CACHE_FAIL_OPEN is False)"
+        self._log.warning(
+            "cache %s failed, %s: %s: %s%s", operation, outcome, type(error).__name__, error, more
         )
+        self._log.debug("cache %s failed", operation, exc_info=error)  # the traceback

@@ -26,6 +26,11 @@ LOCK_WAIT = "lock_waits"
 COALESCED = "coalesced"
 #: A read that found the key marked "pass" (its last value could not be stored).
 PASS_EVENT = "passes"
+#: A backend call not made: the backend's breaker was open, or the request had already
+#: seen it fail (scope: the operation).
+BACKEND_SKIP = "backend_skips"
+#: A backend turning unhealthy (its first failure after a healthy spell).
+OUTAGE = "outages"
 
 
 class Stats:

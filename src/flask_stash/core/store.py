@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from flask_stash.core.api import MISS, TTL, Backend, Miss, SupportsIncrement, SupportsLock
+from flask_stash.core.breaker import Breaker
 from flask_stash.core.entry import Entry, is_immutable, is_well_formed
 from flask_stash.core.errors import (
     BackendError,
@@ -24,8 +25,9 @@ from flask_stash.core.errors import (
     SignatureMismatch,
     UndecodableEntry,
 )
-from flask_stash.core.gate import BackendGate
+from flask_stash.core.gate import BackendGate, backend_name
 from flask_stash.core.keys import HashMethod, hash_text
+from flask_stash.core.pending import PendingInvalidations
 from flask_stash.core.policy import ErrorPolicy
 from flask_stash.core.serializers import PickleSerializer, Serializer
 from flask_stash.core.signing import CounterSeal, MismatchAlarm, parse_integer
@@ -70,7 +72,15 @@ class Store:
         self.stats = stats or Stats()
         self.policy = ErrorPolicy(self.stats, fail_open=fail_open)
         #: The door every backend call of this store (and of its locks) goes through.
-        self.gate = BackendGate(self.policy)
+        self.gate = BackendGate(
+            self.policy,
+            name=backend_name(backend),
+            # A client that leaves a failing node out (memcached's HashClient) is its own
+            # breaker per node: one node's failures must not bypass the others.
+            breaker=Breaker(None) if getattr(backend, "ejects_failed_nodes", False) else None,
+            # On overflow of the replay queue: everything this store wrote goes.
+            pending=PendingInvalidations(clear_all=lambda: self.backend.clear()),
+        )
         self.hash_method = hash_method
         #: Coordination of the callers computing entries of this store (see pipeline.py).
         self.stampede = Stampede(locks=isinstance(backend, SupportsLock))
@@ -121,6 +131,9 @@ class Store:
     ) -> tuple[Entry | Miss, bytes | None]:
         """:meth:`read` for keys already passed through :meth:`backend_key` (the hot path)."""
         version: bytes | None
+        gate = self.gate
+        if gate.troubled and not gate.admit("get", self.backend.get, (bkey,)):
+            return MISS, None
         try:  # the gate's call, inlined: one frame less on every hit
             if not vkeys:
                 return self.decode(self.backend.get(bkey)), None
@@ -134,8 +147,10 @@ class Store:
                 # One family (the common case): its stamp; MISS and b"" are both falsy.
                 version = (blobs[1] or None) if len(blobs) == 2 else _joined_stamps(blobs)  # type: ignore[assignment]
         except BackendError as exc:
-            self.gate.failed(exc, "get")
+            gate.failed(exc, "get")
             return MISS, None
+        if gate.troubled:
+            gate.succeeded()
         known = self._decoded.get(id(blob))  # decode()'s memo, inlined: the hot path
         entry = known[1] if known is not None and known[0] is blob else self.decode(blob)
         if entry is not MISS and entry.version != version:

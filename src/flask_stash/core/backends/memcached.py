@@ -106,6 +106,7 @@ class MemcachedBackend(BaseBackend):
     native_errors: ClassVar[tuple[type[BaseException], ...]] = (MemcacheError, OSError)
     max_key_length: int | None = MAX_KEY_BYTES
     atomic_add: Literal[True] = True
+    ejects_failed_nodes = False
 
     def __init__(
         self,
@@ -138,6 +139,8 @@ class MemcachedBackend(BaseBackend):
         else:
             retries = (retry_attempts, retry_timeout, dead_timeout)
             self._client = self._hash_client(nodes, options, *retries)
+            #: ``HashClient`` leaves a failing node out by itself (see the gate's breaker).
+            self.ejects_failed_nodes = True
         weakref.finalize(self, _close_client, self._client)
 
     @staticmethod

@@ -27,11 +27,25 @@ from flask_stash.core.errors import ConfigurationError
 from flask_stash.core.lazy import require
 
 try:
+    import redis
+    from redis.backoff import NoBackoff
     from redis.cluster import REDIS_ALLOWED_KEYS, ClusterNode, RedisCluster
     from redis.crc import key_slot
+    from redis.retry import Retry
 except ImportError:  # pragma: no cover - depends on what is installed
     require("redis", extra="redis")  # raises MissingDependencyError naming the extra
     raise
+
+
+def _no_cluster_retries() -> dict[str, Any]:
+    """No cluster-level retry by default: redis-py retries a timed-out node after fetching
+    the topology again, each attempt costing a full timeout (a paused master cost a
+    request about 10 s). The gate's budget and breaker deal with a failing node instead.
+    redis-py 6 took the count from the ``retry`` object, 5 from its own argument."""
+    if int(redis.__version__.split(".")[0]) >= 6:
+        return {"retry": Retry(NoBackoff(), 0)}
+    return {"retry": connection_retry(), "cluster_error_retry_attempts": 0}
+
 
 _CLUSTER_PARAMS = (
     frozenset(inspect.signature(RedisCluster.__init__).parameters) | frozenset(REDIS_ALLOWED_KEYS)
@@ -71,7 +85,7 @@ class RedisClusterBackend(RedisCommands[RedisCluster]):
         if not nodes:
             raise ConfigurationError("RedisClusterBackend needs at least one startup node")
         kwargs = checked(_CLUSTER_PARAMS, {**DEFAULT_TIMEOUTS, **options}, type(self).__name__)
-        kwargs.setdefault("retry", connection_retry())
+        kwargs.update({k: v for k, v in _no_cluster_retries().items() if k not in kwargs})
         kwargs["password"] = password
         self._nodes = [ClusterNode(host, port) for host, port in nodes]  # type: ignore[no-untyped-call]
         self._kwargs = kwargs

@@ -19,6 +19,7 @@ _LAZY = {
     "make_template_fragment_key": "flask_stash.jinja",
     "ConfigurationError": "flask_stash.core.errors",
     "BackendError": "flask_stash.core.errors",
+    "BackendUnavailable": "flask_stash.core.errors",
     "MISS": "flask_stash.core.api",
     "SUPPORTED_HASH_FUNCTIONS": "flask_stash.names",
     "function_namespace": "flask_stash.names",
@@ -26,15 +27,19 @@ _LAZY = {
     "cache_view_miss": "flask_stash.signals",
     "cache_memoize_hit": "flask_stash.signals",
     "cache_memoize_miss": "flask_stash.signals",
+    "cache_backend_unhealthy": "flask_stash.signals",
+    "cache_backend_recovered": "flask_stash.signals",
 }
 
 if TYPE_CHECKING:
     from flask_stash.core.api import MISS
-    from flask_stash.core.errors import BackendError, ConfigurationError
+    from flask_stash.core.errors import BackendError, BackendUnavailable, ConfigurationError
     from flask_stash.extension import Cache
     from flask_stash.jinja import make_template_fragment_key
     from flask_stash.names import SUPPORTED_HASH_FUNCTIONS, function_namespace
     from flask_stash.signals import (
+        cache_backend_recovered,
+        cache_backend_unhealthy,
         cache_memoize_hit,
         cache_memoize_miss,
         cache_view_hit,
@@ -47,10 +52,13 @@ __all__ = [
     "MISS",
     "SUPPORTED_HASH_FUNCTIONS",
     "BackendError",
+    "BackendUnavailable",
     "Cache",
     "CachedResponse",
     "ConfigurationError",
     "KeyAuditWarning",
+    "cache_backend_recovered",
+    "cache_backend_unhealthy",
     "cache_memoize_hit",
     "cache_memoize_miss",
     "cache_view_hit",

@@ -240,3 +240,18 @@ def test_ping_reports_health_without_changing_it(backend: Switchable, monotonic:
     backend.down = False
     report = store.gate.ping(probe)
     assert (report["reachable"], report["healthy"], report["breaker"]) == (True, False, "open")
+
+
+@pytest.mark.parametrize("vkeys", [(), ("stamp",)], ids=["plain read", "read with stamps"])
+def test_a_probe_through_the_hot_read_closes_the_breaker(
+    backend: Switchable, monotonic: FakeClock, vkeys: tuple[str, ...]
+) -> None:
+    store = store_on(backend, monotonic, threshold=1)
+    backend.down = True
+    assert store.read_stored("k", vkeys) == (MISS, None)
+    assert store.gate.breaker.state == OPEN
+    backend.down = False
+    monotonic.advance(1.0)
+    store.read_stored("k", vkeys)  # the probe: a view's read has no stamps
+    assert store.gate.breaker.state == "closed"
+    assert store.gate.troubled is False

@@ -136,9 +136,8 @@ class Store:
             return MISS, None
         try:  # the gate's call, inlined: one frame less on every hit
             if not vkeys:
-                return self.decode(self.backend.get(bkey)), None
-            stamps = self.local_stamps
-            if stamps is not None:
+                blob, version = self.backend.get(bkey), None
+            elif (stamps := self.local_stamps) is not None:
                 blob = self.backend.get(bkey)
                 version = stamps.tokens.get(vkeys[0]) if len(vkeys) == 1 else stamps.version(vkeys)
             else:
@@ -153,7 +152,7 @@ class Store:
             gate.succeeded()
         known = self._decoded.get(id(blob))  # decode()'s memo, inlined: the hot path
         entry = known[1] if known is not None and known[0] is blob else self.decode(blob)
-        if entry is not MISS and entry.version != version:
+        if entry is not MISS and vkeys and entry.version != version:
             return MISS, version
         return entry, version
 

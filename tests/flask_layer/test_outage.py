@@ -323,7 +323,10 @@ def test_cluster_caching_resumes_after_sigcont(
     poll(is_hit_again(app, "/view/300"), RECOVERY_DEADLINE, "a hit after the outage")
 
 
-@issue
+# Not strict: today the request takes one timeout per call that reaches the paused node
+# before pymemcache marks it dead, so 1.0-2.1 s depending on where the hash ring puts the
+# request's keys (the ports, hence the ring, change every run). Make it strict once fixed.
+@pytest.mark.xfail(strict=False, reason="issue 11: today 1 s per call reaching the paused node")
 def test_memcached_first_request_adds_at_most_one_timeout(
     built: Build,
     memcached_pair: list[servers.Server],
@@ -333,7 +336,6 @@ def test_memcached_first_request_adds_at_most_one_timeout(
     assert first_request(app, outage, base).seconds - base <= FIRST_REQUEST_BUDGET
 
 
-@issue
 def test_memcached_later_requests_cost_nothing(
     built: Build, memcached_pair: list[servers.Server]
 ) -> None:

@@ -129,14 +129,17 @@ def redis_cli(*args: str) -> str:
 
 
 @contextmanager
-def redis_cluster(workdir: Path, masters: int = 3) -> Iterator[list[Server]]:
-    """``masters`` cluster nodes with all 16384 slots assigned, state ok."""
+def redis_cluster(workdir: Path, masters: int = 3, *extra: str) -> Iterator[list[Server]]:
+    """``masters`` cluster nodes with all 16384 slots assigned, state ok; ``extra``: more
+    ``redis-server`` arguments for every node."""
     with ExitStack() as stack:
         nodes = []
         for _ in range(masters):
             port = free_cluster_port()
             conf = f"nodes-{port}.conf"
-            args = redis_args(port, "--cluster-enabled", "yes", "--cluster-config-file", conf)
+            args = redis_args(
+                port, "--cluster-enabled", "yes", "--cluster-config-file", conf, *extra
+            )
             nodes.append(stack.enter_context(running(args, port, workdir)))
         redis_cli("--cluster", "create", *(n.address for n in nodes), "--cluster-yes")
         wait_cluster_ok(nodes)

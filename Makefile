@@ -68,6 +68,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_flask.py
 	$(BIN)/python benchmarks/bench_servers.py
 	$(BIN)/python benchmarks/bench_stampede.py
+	$(BIN)/python benchmarks/bench_outage.py
 
 # Mutation score per module against its own fast tests (docs/testing.md); fails below 90 %
 # on the enforced modules.

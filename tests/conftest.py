@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -52,3 +53,14 @@ def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers
 def memcached_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[servers.Server]]:
     with servers.memcached_nodes(tmp_path_factory.mktemp("memcached"), 2) as nodes:
         yield nodes
+
+
+# A server of one test alone, for tests that kill and restart it (tests/servers.py: ``paused``,
+# ``killed``). The session's servers may be paused too: ``paused``/``killed`` always bring
+# them back (given a cluster's nodes, until it is ok again) before the next test.
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[servers.Server]:
+    with servers.redis_server(tmp_path) as server:
+        yield server

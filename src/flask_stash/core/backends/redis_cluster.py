@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask_stash.core.backends._redis_options import (
@@ -23,6 +24,7 @@ from flask_stash.core.backends._urls import (
     redis_hosts_url,
 )
 from flask_stash.core.backends.redis import RedisCommands
+from flask_stash.core.breaker import BACKOFF, MAX_BACKOFF
 from flask_stash.core.errors import ConfigurationError
 from flask_stash.core.lazy import require
 
@@ -31,6 +33,8 @@ try:
     from redis.backoff import NoBackoff
     from redis.cluster import REDIS_ALLOWED_KEYS, ClusterNode, RedisCluster
     from redis.crc import key_slot
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
     from redis.retry import Retry
 except ImportError:  # pragma: no cover - depends on what is installed
     require("redis", extra="redis")  # raises MissingDependencyError naming the extra
@@ -52,6 +56,59 @@ _CLUSTER_PARAMS = (
 ) - {"self", "kwargs", "host", "port", "url", "startup_nodes"}
 
 
+class NodeEjection:
+    """A breaker per cluster node: a node whose call failed (timed out, refused) is left
+    out for ``backoff`` seconds, twice as long after each failure in a row (at most
+    ``max_backoff``), while the other nodes keep serving their keys. A call to a node left
+    out fails at once instead of waiting for its timeout."""
+
+    def __init__(
+        self,
+        backoff: float = BACKOFF,
+        max_backoff: float = MAX_BACKOFF,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.backoff, self.max_backoff, self.clock = backoff, max_backoff, clock
+        #: node name -> (back in at, current wait)
+        self.out: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, name: str) -> None:
+        left = self.out.get(name)
+        if left is not None and self.clock() < left[0]:
+            raise RedisConnectionError(f"cluster node {name} is left out after failing")
+
+    def failed(self, name: str) -> None:
+        with self._lock:
+            left = self.out.get(name)
+            wait = self.backoff if left is None else min(left[1] * 2, self.max_backoff)
+            self.out[name] = (self.clock() + wait, wait)
+
+    def worked(self, name: str) -> None:
+        if name in self.out:
+            with self._lock:
+                self.out.pop(name, None)
+
+
+class _EjectingCluster(RedisCluster):
+    """``RedisCluster`` that leaves failing nodes out (see :class:`NodeEjection`)."""
+
+    def __init__(self, *args: Any, ejection: NodeEjection, **kwargs: Any) -> None:
+        self.ejection = ejection  # before the topology is fetched, which runs commands
+        super().__init__(*args, **kwargs)
+
+    def _execute_command(self, target_node: Any, *args: Any, **kwargs: Any) -> Any:
+        name = target_node.name
+        self.ejection.check(name)
+        try:
+            result = super()._execute_command(target_node, *args, **kwargs)  # type: ignore[no-untyped-call]
+        except (RedisConnectionError, RedisTimeoutError):
+            self.ejection.failed(name)
+            raise
+        self.ejection.worked(name)
+        return result
+
+
 class RedisClusterBackend(RedisCommands[RedisCluster]):
     """A Redis Cluster through redis-py's ``RedisCluster``.
 
@@ -60,10 +117,17 @@ class RedisClusterBackend(RedisCommands[RedisCluster]):
     ``startup_nodes`` (``["h1:p1", ("h2", p2)]`` or ``"h1:p1,h2:p2"``). No seed is a
     :class:`ConfigurationError`. The cluster's topology is fetched on first use, not here.
 
+    A node that fails is left out for a while (:class:`NodeEjection`): its keys are
+    misses, answered at once, while the other nodes keep serving theirs.
+
     ``get_many`` on keys of one slot is one ``MGET``; the engine's memoize keys share a
     ``{...}`` hash tag, so a memoize hit is one round trip. Keys spanning slots are fetched
     per slot in a pipeline, in order. ``clear()`` scans every primary.
     """
+
+    #: Nodes are left out one by one (:class:`NodeEjection`), so the gate's breaker,
+    #: which would bypass the whole cluster, never opens.
+    ejects_failed_nodes = True
 
     def __init__(
         self,
@@ -88,6 +152,9 @@ class RedisClusterBackend(RedisCommands[RedisCluster]):
         kwargs.update({k: v for k, v in _no_cluster_retries().items() if k not in kwargs})
         kwargs["password"] = password
         self._nodes = [ClusterNode(host, port) for host, port in nodes]  # type: ignore[no-untyped-call]
+        #: Failing nodes are left out here, one by one (not the whole cluster: the gate's
+        #: breaker stays closed, see ``ejects_failed_nodes``).
+        self.ejection = NodeEjection()
         self._kwargs = kwargs
         self._connect_lock = threading.Lock()
 
@@ -96,7 +163,9 @@ class RedisClusterBackend(RedisCommands[RedisCluster]):
         # (or fail) app start-up while the cluster is down. A failure is retried next time.
         with self._connect_lock:
             if self._client is None:
-                self._client = RedisCluster(startup_nodes=self._nodes, **self._kwargs)
+                self._client = _EjectingCluster(
+                    startup_nodes=self._nodes, ejection=self.ejection, **self._kwargs
+                )
             return self._client
 
     def _mget(self, keys: list[str]) -> list[Any]:

@@ -255,3 +255,44 @@ def test_a_probe_through_the_hot_read_closes_the_breaker(
     store.read_stored("k", vkeys)  # the probe: a view's read has no stamps
     assert store.gate.breaker.state == "closed"
     assert store.gate.troubled is False
+
+
+class Locking(Switchable):
+    """With locks; a lock command that "times out" still takes the lock, as a paused
+    server runs what it had received once resumed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.locks: dict[str, str] = {}
+
+    def acquire_lock(self, name: str, token: str, lease: float) -> bool:
+        self.calls.append("acquire_lock")
+        taken = self.locks.setdefault(name, token) == token
+        if self.down:
+            raise BackendError("lock failed", TimeoutError("timed out"))
+        return taken
+
+    def release_lock(self, name: str, token: str) -> bool:
+        self._reach("release_lock")
+        if self.locks.get(name) == token:
+            del self.locks[name]
+            return True
+        return False
+
+
+def test_a_lock_whose_command_timed_out_is_released_once_the_backend_answers(
+    monotonic: FakeClock,
+) -> None:
+    from flask_stash.core.locking import BackendLock
+    from flask_stash.core.stampede import Protection
+
+    backend = Locking()
+    store = store_on(backend, monotonic)  # type: ignore[arg-type]
+    lock = BackendLock(store, "k:lock", Protection())
+    backend.down = True
+    assert lock.acquire() is True  # computes without the lock
+    assert backend.locks == {"k:lock": lock.token}  # ...but the server took it meanwhile
+    backend.down = False
+    store.get("anything")  # the first call after the outage replays the release first
+    assert backend.locks == {}
+    assert backend.calls[-2:] == ["release_lock", "get"]

@@ -37,7 +37,6 @@ RECOVERY_DEADLINE = 5.0  # seconds after the server is back, at most, to cache a
 SHORT = 0.05  # socket timeout where a test is about the logic, not the defaults
 
 
-
 Build = Callable[..., OutageApp]
 
 

@@ -123,12 +123,32 @@ class BackendLock:
 
     def acquire(self) -> bool:
         acquire = self.store.backend.acquire_lock  # type: ignore[attr-defined]
-        # A failure computes without the lock rather than wait for nothing.
-        return bool(self.store.gate.call("lock", True, acquire, self.name, self.token, self.lease))
+        sent: list[bool] = []
+
+        def attempt(*args: Any) -> bool:
+            sent.append(True)
+            return bool(acquire(*args))
+
+        got = self.store.gate.call("lock", None, attempt, self.name, self.token, self.lease)
+        if got is None:
+            if sent:
+                # A command that timed out may still run once the server answers (a paused
+                # server executes what it had received): release it then, rather than let
+                # it block other processes for its whole lease.
+                self._release_later()
+            return True  # a failure computes without the lock rather than wait for nothing
+        return got
 
     def release(self) -> None:
         release = self.store.backend.release_lock  # type: ignore[attr-defined]
-        self.store.gate.run("unlock", release, self.name, self.token)  # a lease expires anyway
+        if not self.store.gate.run("unlock", release, self.name, self.token):
+            self._release_later()
+
+    def _release_later(self) -> None:
+        # Replayed with the invalidations, before any other call once the backend answers;
+        # the owner token makes it harmless if the lock was never taken or has expired.
+        release = self.store.backend.release_lock  # type: ignore[attr-defined]
+        self.store.gate.pending.add(release, (self.name, self.token))
 
     def turn(self, found: Callable[[], tuple[bool, Any]]) -> Turn:
         """While holding the lock: another's result if ``found``, else the turn to compute."""

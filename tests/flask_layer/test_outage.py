@@ -314,6 +314,24 @@ def test_cluster_caching_resumes_after_sigcont(
     poll(is_hit_again(app, "/view/300"), RECOVERY_DEADLINE, "a hit after the outage")
 
 
+def test_cluster_one_warning_and_one_info_per_node_outage(
+    built: Build, redis_cluster: list[servers.Server], caplog: pytest.LogCaptureFixture
+) -> None:
+    app, outage = cluster_app(built, redis_cluster, SHORT)
+    caplog.set_level(logging.INFO, logger="flask_stash")
+    caplog.clear()
+    with Background() as background, outage:
+        warm_up_failures(background, app)
+        for n in range(6):  # views on the other masters succeed meanwhile
+            background.request(app, f"/view/{400 + n}", limit=1.0)
+    poll(is_hit_again(app, "/view/0"), RECOVERY_DEADLINE, "the paused master's view again")
+    ours = [record for record in caplog.records if record.name.startswith("flask_stash")]
+    assert levels(ours) == ["WARNING", "INFO"], [
+        (record.levelname, record.getMessage()[:80]) for record in ours
+    ]
+    assert "Redis Cluster node" in ours[0].getMessage()
+
+
 # Not strict: today the request takes one timeout per call that reaches the paused node
 # before pymemcache marks it dead, so 1.0-2.1 s depending on where the hash ring puts the
 # request's keys (the ports, hence the ring, change every run). Make it strict once fixed.

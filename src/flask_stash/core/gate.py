@@ -138,7 +138,9 @@ class BackendGate:
         self.troubled = True
         if method is not None and operation in INVALIDATIONS:
             self.pending.add(method, args)
-        if self.breaker.failed(error):
+        if self.breaker.failed(error) and self.breaker.threshold is not None:
+            # (A backend that leaves failing nodes out says so per node instead: here its
+            # failures and successes on other nodes would alternate.)
             self.policy.stats.incr(OUTAGE)
             logger.warning(
                 "cache backend %s is failing (%s); %s",
@@ -157,7 +159,7 @@ class BackendGate:
         that the backend recovered."""
         ended = self.breaker.succeeded()
         self.troubled = bool(self._failed_in) or bool(self.pending)
-        if ended is not None:
+        if ended is not None and self.breaker.threshold is not None:
             logger.info(
                 "cache backend %s recovered after %.1f s (%d failed and %d skipped calls)",
                 self.name,

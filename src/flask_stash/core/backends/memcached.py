@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import math
 import re
 import threading
@@ -30,6 +31,8 @@ from flask_stash.core.errors import (
     MissingDependencyError,
 )
 from flask_stash.core.lazy import require
+
+logger = logging.getLogger("flask_stash")
 
 # This module is imported only when a memcached backend is configured. The exception
 # classes are needed when the class is defined (BaseBackend wraps them into BackendError
@@ -385,6 +388,7 @@ class _HashClient(HashClient):  # type: ignore[misc]
 
     def __init__(self, servers: list[Location], **options: Any) -> None:
         self._state_lock = threading.RLock()
+        self._left_out: dict[str, float] = {}  # server -> since when (monotonic)
         super().__init__(servers, **options)
         self._failed_clients = _FailedNodes()
 
@@ -396,15 +400,27 @@ class _HashClient(HashClient):  # type: ignore[misc]
 
     def add_server(self, server: Any, port: Any = None) -> None:
         with self._state_lock:
-            old = self.clients.get(self._make_client_key(server))
+            key = self._make_client_key(server)
+            old = self.clients.get(key)
             super().add_server(server, port)
+            back = self._left_out.pop(key, None)
         if old is not None:
             old.close()
+        if back is not None:
+            logger.info("memcached server %s is back after %.1f s", key, time.monotonic() - back)
 
     def remove_server(self, server: Any, port: Any = None) -> None:
         with self._state_lock:
-            if self._make_client_key(server) in self.hasher.nodes:  # not already removed
-                super().remove_server(server, port)
+            key = self._make_client_key(server)
+            if key not in self.hasher.nodes:  # already removed
+                return
+            super().remove_server(server, port)
+            self._left_out[key] = time.monotonic()
+        logger.warning(
+            "memcached server %s is failing; its keys go to the other servers until it "
+            "answers again",
+            key,
+        )
 
     def _mark_failed_server(self, server: Any) -> None:
         with self._state_lock:

@@ -6,6 +6,7 @@ Construction never touches the network: the cluster's topology is fetched on fir
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from flask_stash.core.backends._urls import (
     redis_hosts_url,
 )
 from flask_stash.core.backends.redis import RedisCommands
-from flask_stash.core.breaker import BACKOFF, MAX_BACKOFF
+from flask_stash.core.breaker import BACKOFF, MAX_BACKOFF, describe
 from flask_stash.core.errors import ConfigurationError
 from flask_stash.core.lazy import require
 
@@ -51,6 +52,8 @@ def _no_cluster_retries() -> dict[str, Any]:
     return {"retry": connection_retry(), "cluster_error_retry_attempts": 0}
 
 
+logger = logging.getLogger("flask_stash")
+
 _CLUSTER_PARAMS = (
     frozenset(inspect.signature(RedisCluster.__init__).parameters) | frozenset(REDIS_ALLOWED_KEYS)
 ) - {"self", "kwargs", "host", "port", "url", "startup_nodes"}
@@ -71,6 +74,7 @@ class NodeEjection:
         self.backoff, self.max_backoff, self.clock = backoff, max_backoff, clock
         #: node name -> (back in at, current wait)
         self.out: dict[str, tuple[float, float]] = {}
+        self._since: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def check(self, name: str) -> None:
@@ -78,16 +82,30 @@ class NodeEjection:
         if left is not None and self.clock() < left[0]:
             raise RedisConnectionError(f"cluster node {name} is left out after failing")
 
-    def failed(self, name: str) -> None:
+    def failed(self, name: str, error: BaseException) -> None:
         with self._lock:
             left = self.out.get(name)
             wait = self.backoff if left is None else min(left[1] * 2, self.max_backoff)
             self.out[name] = (self.clock() + wait, wait)
+            if left is None:
+                self._since[name] = self.clock()
+        if left is None:
+            logger.warning(
+                "Redis Cluster node %s is failing (%s); its keys are served uncached "
+                "until it answers again",
+                name,
+                describe(error),
+            )
 
     def worked(self, name: str) -> None:
         if name in self.out:
             with self._lock:
-                self.out.pop(name, None)
+                left = self.out.pop(name, None)
+                since = self._since.pop(name, None)
+            if left is not None and since is not None:
+                logger.info(
+                    "Redis Cluster node %s answers again after %.1f s", name, self.clock() - since
+                )
 
 
 class _EjectingCluster(RedisCluster):
@@ -102,8 +120,8 @@ class _EjectingCluster(RedisCluster):
         self.ejection.check(name)
         try:
             result = super()._execute_command(target_node, *args, **kwargs)  # type: ignore[no-untyped-call]
-        except (RedisConnectionError, RedisTimeoutError):
-            self.ejection.failed(name)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            self.ejection.failed(name, exc)
             raise
         self.ejection.worked(name)
         return result

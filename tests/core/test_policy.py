@@ -46,6 +46,7 @@ def test_the_traceback_is_logged_at_debug(
     with caplog.at_level(logging.DEBUG, logger="flask_stash"):
         errors.handle(BackendError("down"), "get")
     assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.DEBUG]
+    assert caplog.records[1].getMessage() == "cache get failed"
     assert caplog.records[1].exc_info is not None
 
 
@@ -66,6 +67,8 @@ def test_a_quiet_failure_is_counted_and_logged_at_debug_only(
         errors.handle(BackendError("down"), "get", quiet=True)
     assert errors.stats.get(ERROR, "get") == 1
     assert [r.levelno for r in caplog.records] == [logging.DEBUG]
+    assert caplog.records[0].getMessage() == "cache get failed: down"
+    assert caplog.records[0].exc_info is not None
 
 
 def test_fail_closed_raises_after_counting(clock: FakeClock) -> None:

@@ -71,6 +71,13 @@ def lock(store: Store) -> BackendLock:
     return BackendLock(store, "k:lock", Protection())
 
 
+def held(store: Store) -> BackendLock:
+    """A lock taken earlier in the request (only a held lock is released)."""
+    taken = lock(store)
+    taken.held = True
+    return taken
+
+
 #: Every store operation (and the lock's two), the operation name the policy gets, and
 #: the value the operation returns when the backend fails.
 OPERATIONS: list[tuple[str, Callable[[Store], object], str, object]] = [
@@ -93,7 +100,7 @@ OPERATIONS: list[tuple[str, Callable[[Store], object], str, object]] = [
     ("clear", lambda s: s.clear(), "clear", False),
     ("incr", lambda s: s.incr("n"), "incr", None),
     ("lock", lambda s: lock(s).acquire(), "lock", True),  # compute without the lock
-    ("unlock", lambda s: lock(s).release(), "unlock", None),
+    ("unlock", lambda s: held(s).release(), "unlock", None),
 ]
 IDS = [name for name, *_ in OPERATIONS]
 

@@ -74,6 +74,7 @@ class BackendGate:
         self.troubled = False
         self._failed_in: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
         self._replaying = threading.Lock()
+        self._replay_after = 0.0
 
     def call(self, operation: str, failed: F, method: Callable[..., R], *args: Any) -> R | F:
         """``method(*args)``, or ``failed`` if the backend failed or was skipped.
@@ -107,7 +108,7 @@ class BackendGate:
         it invalidates), and raises when not failing open."""
         scope = self.scope() if self.scope is not None else None
         allowed = (scope is None or scope not in self._failed_in) and self.breaker.admit()
-        if allowed and self.pending and not self._replay():
+        if allowed and self.pending and self._replay_due() and not self._replay():
             self.breaker.release_probe()  # when this call was the probe
             allowed = False
         if allowed:
@@ -138,7 +139,7 @@ class BackendGate:
         self.troubled = True
         if method is not None and operation in INVALIDATIONS:
             self.pending.add(method, args)
-        if self.breaker.failed(error) and self.breaker.threshold is not None:
+        if self.breaker.failed(error) and self.whole:
             # (A backend that leaves failing nodes out says so per node instead: here its
             # failures and successes on other nodes would alternate.)
             self.policy.stats.incr(OUTAGE)
@@ -159,7 +160,7 @@ class BackendGate:
         that the backend recovered."""
         ended = self.breaker.succeeded()
         self.troubled = bool(self._failed_in) or bool(self.pending)
-        if ended is not None and self.breaker.threshold is not None:
+        if ended is not None and self.whole:
             logger.info(
                 "cache backend %s recovered after %.1f s (%d failed and %d skipped calls)",
                 self.name,
@@ -168,6 +169,13 @@ class BackendGate:
                 ended.skipped,
             )
             self._tell("recovered", ended)
+
+    @property
+    def whole(self) -> bool:
+        """Whether the backend fails as a whole (``False``: node by node, as Redis
+        Cluster and memcached with several servers do; then one failing node must not
+        hold up the others, and the breaker never opens)."""
+        return self.breaker.threshold is not None
 
     def health(self) -> Health:
         return self.breaker.health()
@@ -203,6 +211,8 @@ class BackendGate:
         try:
             self.pending.replay()
         except BackendError as exc:
+            if not self.whole:  # a node is still out: the others go on meanwhile
+                self._replay_after = self.breaker.clock() + self.breaker.backoff
             self.failed(exc, "replay")  # not re-queued: the queue kept what is left
             return False
         finally:
@@ -212,6 +222,12 @@ class BackendGate:
         if self.breaker.state == CLOSED:
             self.succeeded()
         return True
+
+    def _replay_due(self) -> bool:
+        # A backend failing as a whole is held up until its queue is replayed (its breaker
+        # spaces the attempts). One failing node by node must not hold up the others:
+        # its queue is tried again at most once per back-off, by one request.
+        return self.whole or self.breaker.clock() >= self._replay_after
 
     def _tell(self, event: str, health: Health) -> None:
         for listener in self.listeners:

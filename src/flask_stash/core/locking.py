@@ -120,6 +120,8 @@ class BackendLock:
     def __init__(self, store: Store, name: str, protect: Protection) -> None:
         self.store, self.name, self.lease = store, name, protect.lock_lease
         self.token = uuid.uuid4().hex
+        #: Whether the lock may be held: taken, or its command sent and not answered.
+        self.held = False
 
     def acquire(self) -> bool:
         acquire = self.store.backend.acquire_lock  # type: ignore[attr-defined]
@@ -137,9 +139,13 @@ class BackendLock:
                 # it block other processes for its whole lease.
                 self._release_later()
             return True  # a failure computes without the lock rather than wait for nothing
+        self.held = got
         return got
 
     def release(self) -> None:
+        if not self.held:
+            return  # never taken (or already queued for release): nothing to give back
+        self.held = False
         release = self.store.backend.release_lock  # type: ignore[attr-defined]
         if not self.store.gate.run("unlock", release, self.name, self.token):
             self._release_later()

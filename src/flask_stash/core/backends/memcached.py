@@ -422,6 +422,17 @@ class _HashClient(HashClient):  # type: ignore[misc]
             key,
         )
 
+    def _safely_run_func(
+        self, client: Any, func: Callable[..., Any], default_val: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        # pymemcache marks a server that failed ``retry_attempts`` times dead, then still
+        # sends it the call at hand: one more full timeout. Leave it out at once instead.
+        failed = dict.get(self._failed_clients, client.server)
+        if failed is not None and failed["attempts"] >= self.retry_attempts:
+            self.remove_server(client.server)
+            return default_val
+        return super()._safely_run_func(client, func, default_val, *args, **kwargs)
+
     def _mark_failed_server(self, server: Any) -> None:
         with self._state_lock:
             super()._mark_failed_server(server)

@@ -95,18 +95,7 @@ def redis_keys(node: servers.Server, prefix: str) -> str:
 
 
 def memcached_keys(node: servers.Server, prefix: str) -> str:
-    import socket
-    from urllib.parse import unquote
-
-    with socket.create_connection((servers.HOST, node.port), timeout=2) as sock:
-        sock.sendall(b"lru_crawler metadump all\r\n")
-        dump = b""
-        while not dump.endswith(b"END\r\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            dump += chunk
-    text = unquote(dump.decode("utf-8", "replace"))
+    text = servers.memcached_dump(node)
     return " ".join(word for word in text.split() if prefix in word)
 
 

@@ -203,19 +203,6 @@ class Background:
     def __exit__(self, *exc: object) -> None:
         self.join()
 
-    def close(self) -> None:
-        """Close the cache's connections (an unclosed socket is an error under pytest)."""
-        backend = self.cache.cache
-        with self.app.app_context():
-            if hasattr(backend, "store"):  # Flask-Stash
-                backend.close()
-                return
-            client = getattr(backend, "_write_client", None) or getattr(backend, "_client", None)
-            if hasattr(client, "close"):  # redis-py
-                client.close()
-            elif hasattr(client, "disconnect_all"):  # pylibmc
-                client.disconnect_all()
-
     def call(self, function: Callable[[], R], limit: float) -> tuple[R | None, float]:
         """``function()``'s result and wall time, or ``(None, limit)`` if still running."""
         done: list[R] = []

@@ -292,3 +292,19 @@ def killed(server: Server, cluster: Sequence[Server] = ()) -> Iterator[Server]:
         yield server
     finally:
         restart(server, cluster)
+
+
+def memcached_dump(node: Server) -> str:
+    """Every key ``node`` holds (``lru_crawler metadump``), URL-decoded, as one text."""
+    import socket
+    from urllib.parse import unquote
+
+    with socket.create_connection((HOST, node.port), timeout=2) as sock:
+        sock.sendall(b"lru_crawler metadump all\r\n")
+        dump = b""
+        while not dump.endswith(b"END\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            dump += chunk
+    return unquote(dump.decode("utf-8", "replace"))

@@ -231,20 +231,9 @@ def redis_holder(nodes: Sequence[servers.Server], prefix: str, needle: str) -> s
 
 
 def memcached_holder(nodes: Sequence[servers.Server], needle: str) -> servers.Server:
-    """The node storing a key that contains ``needle`` (``lru_crawler metadump``)."""
-    import socket
-    from urllib.parse import unquote
-
+    """The node storing a key that contains ``needle``."""
     for node in nodes:
-        with socket.create_connection((servers.HOST, node.port), timeout=2) as sock:
-            sock.sendall(b"lru_crawler metadump all\r\n")
-            dump = b""
-            while not dump.endswith(b"END\r\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                dump += chunk
-        if needle in unquote(dump.decode("utf-8", "replace")):
+        if needle in servers.memcached_dump(node):
             return node
     raise AssertionError(f"no node holds a key with {needle!r}")
 

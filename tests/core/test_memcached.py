@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import itertools
 import queue
 import sys
@@ -383,7 +384,10 @@ def test_closed_port_fails_fast_and_open() -> None:
         assert isinstance(caught.value.original, OSError)
 
 
-def test_one_node_down_the_other_serves_and_it_comes_back(tmp_path: Path) -> None:
+def test_one_node_down_the_other_serves_and_it_comes_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="flask_stash")
     nodes = servers.memcached_nodes(tmp_path, 2)
     with nodes as (a, b), contextlib.closing(
         MemcachedBackend([a.address, b.address], retry_attempts=1, retry_timeout=0.05,
@@ -416,6 +420,11 @@ def test_one_node_down_the_other_serves_and_it_comes_back(tmp_path: Path) -> Non
             wait_until(lambda: store.set(on_b[1], "back") and raw.get(wire) is not None, 10,
                            "the restarted node to be used again")  # fmt: skip
             assert store.get(on_b[1]) == "back"
+    # One line when the server was left out, one when it was back: not one per call.
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "flask_stash"]
+    assert [level for level, _ in lines] == ["WARNING", "INFO"], lines
+    assert lines[0][1].startswith(f"memcached server {b.address} is failing")
+    assert lines[1][1].startswith(f"memcached server {b.address} is back after")
 
 
 def crash(server: servers.Server) -> None:

@@ -551,3 +551,16 @@ def test_async_forced_update_recomputes_even_when_fresh() -> None:
             return [first, again, await value()]
 
     assert asyncio.run(main()) == [1, 1, 2]
+
+
+def test_refreshes_stuck_on_one_store_do_not_hold_up_another() -> None:
+    stuck, other = Store(MemoryBackend()), Store(MemoryBackend())
+    release = threading.Event()
+    try:
+        for _ in range(8):  # more than a pool's workers, all blocked
+            stuck.stampede.run_in_background(lambda: release.wait(10))
+        ran = threading.Event()
+        other.stampede.run_in_background(ran.set)
+        assert ran.wait(5), "the other store's background work waited for the stuck one's"
+    finally:
+        release.set()

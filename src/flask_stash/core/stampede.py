@@ -72,17 +72,8 @@ class Protection:
 
 DEFAULT = Protection()
 
-_shared_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def shared_executor() -> Executor:
-    """A small pool for background refreshes, shared by stores that bring none."""
-    global _shared_executor
-    with _executor_lock:
-        if _shared_executor is None:
-            _shared_executor = ThreadPoolExecutor(4, thread_name_prefix="flask-stash-refresh")
-        return _shared_executor
+#: Background refreshes running at once per store.
+REFRESH_WORKERS = 4
 
 
 class Stampede:
@@ -111,7 +102,15 @@ class Stampede:
         self._failing: dict[tuple[str, str], int] = {}
 
     def run_in_background(self, job: Callable[[], None]) -> None:
-        (self.executor or shared_executor()).submit(job)
+        # A pool per store, made on first use: refreshes stuck on one backend (a hung
+        # server, a lock held elsewhere) must not hold up those of another cache.
+        if self.executor is None:
+            with self._lock:
+                if self.executor is None:
+                    self.executor = ThreadPoolExecutor(
+                        REFRESH_WORKERS, thread_name_prefix="flask-stash-refresh"
+                    )
+        self.executor.submit(job)
 
     # -- hit-for-pass --------------------------------------------------------------------
 

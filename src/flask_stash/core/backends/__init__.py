@@ -23,7 +23,7 @@ REGISTRY: dict[str, str] = {
     "redis-sentinel": "flask_stash.core.backends.redis_sentinel:RedisSentinelBackend",
     "redis-cluster": "flask_stash.core.backends.redis_cluster:RedisClusterBackend",
     "memcached": "flask_stash.core.backends.memcached:MemcachedBackend",
-    "memcached-sasl": "flask_stash.core.backends.memcached:SASLMemcachedBackend",
+    "memcached-sasl": "flask_stash.core.backends.memcached_sasl:SASLMemcachedBackend",
 }
 
 #: URL scheme -> backend name.

@@ -424,12 +424,17 @@ class _HashClient(HashClient):  # type: ignore[misc]
     def _safely_run_func(
         self, client: Any, func: Callable[..., Any], default_val: Any, *args: Any, **kwargs: Any
     ) -> Any:
-        # pymemcache marks a server that failed ``retry_attempts`` times dead, then still
-        # sends it the call at hand: one more full timeout. Leave it out at once instead.
+        # A failing server's calls fail at once, as errors: pymemcache would answer them
+        # with ``default_val`` between retries (an ``add`` returning False reads as a lock
+        # held elsewhere, and the caller waits), and once it marks the server dead it still
+        # sends it the call at hand (one more full timeout).
         failed = dict.get(self._failed_clients, client.server)
-        if failed is not None and failed["attempts"] >= self.retry_attempts:
-            self.remove_server(client.server)
-            return default_val
+        if failed is not None:
+            if failed["attempts"] >= self.retry_attempts:
+                self.remove_server(client.server)  # its keys go to the other servers
+                raise OSError(f"memcached server {client.server} left out after failing")
+            if time.time() - failed["failed_time"] <= self.retry_timeout:
+                raise OSError(f"memcached server {client.server} is failing")
         return super()._safely_run_func(client, func, default_val, *args, **kwargs)
 
     def _mark_failed_server(self, server: Any) -> None:

@@ -26,10 +26,8 @@ def connect(store: Store, settings: CacheConfig, owner: object) -> None:
     gate = store.gate
     gate.scope = current_scope
     threshold, backoff, most = settings.breaker
-    if gate.breaker.threshold is not None:  # None: the client ejects failed nodes itself
-        gate.breaker = Breaker(threshold, backoff, most)
-    else:
-        gate.breaker = Breaker(None, backoff, most)
+    # A backend failing node by node (``gate.whole`` false) keeps a breaker that never opens.
+    gate.breaker = Breaker(threshold if gate.whole else None, backoff, most)
     if settings.enable_signals:
         gate.listeners.append(_signal_sender(owner))
     _format_like_flask()

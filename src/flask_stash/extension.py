@@ -12,6 +12,7 @@ from flask import Flask, current_app, has_app_context
 from flask_stash import config as config_module
 from flask_stash import factory, health, workers
 from flask_stash import memoize as memo
+from flask_stash.core.report import Report, report
 from flask_stash.core.stats import Stats
 from flask_stash.core.store import Store, Timeout
 from flask_stash.routed import redefined_methods
@@ -124,9 +125,21 @@ class Cache:
         """The engine's store for the current app (``MISS``-aware API, statistics)."""
         return self.state().store
 
-    def stats(self) -> dict[str, dict[str, int]]:
-        """Counters of the current app's cache: ``{event: {scope: count}}``."""
-        return self.state().store.stats.snapshot()
+    def stats(self, *, everyone: bool = True) -> Report:
+        """What the current app's cache did (``docs/observability.md``): this process's
+        figures per cached function and view and, on a backend shared by several
+        processes, the sums of all of them (one backend read; ``everyone=False`` skips it).
+
+        As a mapping it is this process's raw counters, ``{event: {scope: count}}``.
+        """
+        return report(self.state().store, everyone=everyone)
+
+    def reset_stats(self, *, everyone: bool = False) -> None:
+        """Zero this process's figures (``everyone=True``: the shared sums too)."""
+        store = self.state().store
+        store.stats.reset()
+        if everyone and store.shared_stats is not None:
+            store.shared_stats.reset()
 
     def ping(self) -> dict[str, Any]:
         """The current app's backend health, for readiness probes (``docs/outages.md``):

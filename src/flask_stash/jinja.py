@@ -105,6 +105,7 @@ def _fragment_plan(state: AppState) -> Plan:
             return entry, version
 
         plan = Plan(store, state.config.protection, "{% cache %}", read=read, spawn=state.spawn)
+        store.stats.describe("{% cache %}", "template")
         state.helpers[_FRAGMENTS] = plan
     return plan
 

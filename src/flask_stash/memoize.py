@@ -22,6 +22,7 @@ from flask_stash.core.engine import Lookup
 from flask_stash.core.keys import qualified_name
 from flask_stash.core.memoize import MemoizedFunction
 from flask_stash.core.pipeline import ARefresh, Refresh, Ticket, afetch, amiss, fetch, miss
+from flask_stash.core.stats import readable_name
 from flask_stash.protection import protection_for, protection_overrides
 from flask_stash.routed import routed_key, routed_wrapper
 from flask_stash.signals import cache_memoize_hit, cache_memoize_miss
@@ -101,7 +102,7 @@ class Memo:
             self.storable,
             hash_method=self._hash_method(state),
             protect=protection_for(self.overrides, state),
-            scope=qualified_name(self.fn),
+            scope=readable_name(self.fn),
             call_key=call_key,
             spawn=state.spawn,
         )
@@ -279,9 +280,8 @@ def _wrapper(memo: Memo) -> Callable[..., Any]:
             vkeys = stamp if stamp is not None else spec.version_keys(args)
             entry, version = store.read_stored(key, vkeys)
             if entry is not MISS and (entry.fresh_until is None or clock() < entry.fresh_until):
-                next(plan.hits)
+                plan.hit(entry.cost)
                 return entry.value
-            next(plan.misses)
             last = None if entry is MISS else entry
             ticket = miss(plan, Lookup(key, vkeys, plan.scope), version, last=last)
         else:

@@ -23,8 +23,17 @@ from flask_stash.core.engine import Lookup
 from flask_stash.core.entry import Entry
 from flask_stash.core.flight import ERROR, PASS, STORED, Outcome
 from flask_stash.core.stampede import Protection
-from flask_stash.core.stats import COALESCED, EARLY, FAIL_SAFE, PASS_EVENT, REFRESH_ERROR, STALE
-from flask_stash.core.ticket import Plan, Ticket, computing, fail_safe_allows, holds, is_pass, ready
+from flask_stash.core.stats import COALESCED, EARLY, FAIL_SAFE, REFRESH_ERROR, STALE
+from flask_stash.core.ticket import (
+    Plan,
+    Ticket,
+    computing,
+    fail_safe_allows,
+    holds,
+    is_pass,
+    passing,
+    ready,
+)
 
 #: How often a waiter starts over when the flight it waited for was given up.
 RETRIES = 3
@@ -58,19 +67,16 @@ def judge(
     """What a read of ``where`` found: ``(ticket, last)`` with a ready ticket for a
     servable entry (refresh started when due), or ``None`` and the expired entry."""
     if entry is MISS:
-        next(plan.misses)
-        return None, None
+        return None, None  # the caller's outcome is counted when its ticket ends
     if is_pass(entry.value):
-        plan.store.stats.incr(PASS_EVENT, plan.scope)
         return None, entry
     verdict = classify(entry, plan.store.clock(), plan.protect)
     if verdict is EXPIRED:
-        next(plan.misses)
         return None, entry
     if verdict is STALE_SERVE:
-        plan.store.stats.incr(STALE, plan.scope)
+        plan.outcome(STALE, entry.cost)
     else:
-        next(plan.hits)
+        plan.hit(entry.cost)
     if verdict is not FRESH:
         if verdict is EARLY_REFRESH:
             plan.store.stats.incr(EARLY, plan.scope)
@@ -85,11 +91,9 @@ def shortcut(
     """A miss that needs no flight: not storing, re-entrant, unprotected or "pass"."""
     if not store_ok or holds(where.key):
         return Ticket(plan, where, version, last, stores=False)
-    if (
-        not plan.protect.single_flight
-        or (last is not None and is_pass(last.value))
-        or plan.store.stampede.passing(where.key)
-    ):
+    if (last is not None and is_pass(last.value)) or plan.store.stampede.passing(where.key):
+        return passing(computing(plan, where, version, last))
+    if not plan.protect.single_flight:
         return computing(plan, where, version, last)
     return None
 
@@ -102,16 +106,20 @@ def follow(plan: Plan, where: Lookup, outcome: Outcome, last: Entry | None) -> T
         if outcome.blob is not None and plan.shares_values:
             decoded = plan.store.decode(outcome.blob)  # this caller's own copy
         entry = fresh(plan, where) if decoded is MISS else decoded
-        if entry is None or is_pass(entry.value):
+        if entry is None:
             return computing(plan, where, None, last)
-        plan.store.stats.incr(COALESCED, plan.scope)
+        if is_pass(entry.value):
+            return passing(computing(plan, where, None, last))
+        plan.outcome(COALESCED, entry.cost)
         return ready(plan, where, entry)
     if kind == PASS:
-        return computing(plan, where, None, last)
+        return passing(computing(plan, where, None, last))
     if kind == ERROR:
         if fail_safe_allows(plan, last):
             plan.store.stats.incr(FAIL_SAFE, plan.scope)
+            plan.outcome(STALE, last.cost)  # type: ignore[union-attr]
             return ready(plan, where, last, stale=True)  # type: ignore[arg-type]
+        plan.outcome(COALESCED)  # it waited for the computation that raised
         raise outcome.error  # type: ignore[misc]
     return None
 

@@ -101,6 +101,14 @@ class BackendGate:
         """:meth:`call` for a method whose result is nothing: whether it went through."""
         return self.call(operation, False, _ran, method, *args)
 
+    def failed_here(self) -> bool:
+        """Whether the backend failed for the current request (or is skipped by an open
+        breaker): a caller that computed then counts as a backend failure."""
+        if not self.troubled:
+            return False
+        scope = self.scope() if self.scope is not None else None
+        return (scope is not None and scope in self._failed_in) or self.breaker.state != CLOSED
+
     # -- the troubled path -----------------------------------------------------------------
 
     def admit(self, operation: str, method: Callable[..., object], args: tuple[Any, ...]) -> bool:

@@ -69,7 +69,8 @@ class MemoizedFunction:
         self._recent_keys: dict[str, str] = {}
         self._keys_by_args: dict[tuple[Any, ...], str] = {}
         self.plan = Plan(store, protect, scope or self.name, storable=cache_if, spawn=spawn)
-        self.hits, self.misses = self.plan.hits, self.plan.misses
+        store.stats.describe(self.plan.scope, "memoize")
+        self.hit = self.plan.hit
 
     def _digest(self, text: str) -> str:
         digest: str = self._hash(text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -189,7 +190,7 @@ def _wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
         spec.plan.scope,
     )
     per_instance, function_stamp, plan = spec.per_instance, spec.function_stamp, spec.plan
-    hits, misses, edge, clock = spec.hits, spec.misses, spec.protect.watches_edge, store.clock
+    hit, edge, clock = spec.hit, spec.protect.watches_edge, store.clock
 
     def memoized(*args: Any, **kwargs: Any) -> Any:
         bkey = key(args, kwargs)
@@ -200,9 +201,8 @@ def _wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
         else:
             entry, version = store.read_stored(bkey, vkeys)
             if entry is not MISS and (entry.fresh_until is None or clock() < entry.fresh_until):
-                next(hits)
+                hit(entry.cost)
                 return entry.value
-            next(misses)
             last = None if entry is MISS else entry
             ticket = miss(plan, Lookup(bkey, vkeys, scope), version, last=last)
         if ticket.ready:

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from flask_stash.core import statsflush
 from flask_stash.core.api import MISS, TTL, Backend, Miss, SupportsIncrement, SupportsLock
 from flask_stash.core.breaker import Breaker
 from flask_stash.core.entry import Entry, is_immutable, is_well_formed
@@ -34,6 +35,7 @@ from flask_stash.core.signing import CounterSeal, MismatchAlarm, parse_integer
 from flask_stash.core.stampede import Stampede
 from flask_stash.core.stamps import LocalStamps
 from flask_stash.core.stats import KEY_MISMATCH, UNDECODABLE, WRITE, Stats
+from flask_stash.core.statshare import SharedStats
 
 Clock = Callable[[], float]
 #: Decoded entries remembered for in-process backends (see ``Store._remember``).
@@ -97,6 +99,10 @@ class Store:
         self.entries_signed = signer is not None
         self.counters = CounterSeal(None if signer is None else signer.derive(b"counter"))
         self.key_alarm = MismatchAlarm(lambda: self.clock())
+        #: The figures of every process sharing the backend, pushed once a second
+        #: (:mod:`.statshare`); ``None`` for an in-process backend.
+        self.shared_stats = SharedStats(self) if self.stampede.locks else None
+        statsflush.watch(self)
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -200,14 +206,17 @@ class Store:
         tags: tuple[tuple[str, str], ...] = (),
         cost: float = 0.0,
         keep: float = 0.0,
+        *,
+        scope: str = "",
     ) -> bytes | None:
-        """:meth:`write_stored`, returning the bytes written (``None``: the backend failed)."""
+        """:meth:`write_stored`, returning the bytes written (``None``: the backend failed);
+        counted as a write of that many bytes for ``scope``."""
         blob, ttl = self._encode(value, timeout, stale, version, tags, cost)
         if ttl is not None and keep > 0:
             ttl += keep
         if not self.gate.run("set", self.backend.set, bkey, blob, ttl):
             return None
-        self.stats.incr(WRITE)
+        self.stats.record(WRITE, scope, len(blob))
         return blob
 
     def write_pass(self, bkey: str, marker: object, seconds: float, version: bytes | None) -> None:
@@ -426,6 +435,7 @@ class Store:
         return result
 
     def close(self) -> None:
+        statsflush.push_now(self)  # the last figures, before the connection goes
         self.backend.close()
 
 

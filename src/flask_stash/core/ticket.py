@@ -29,7 +29,16 @@ from flask_stash.core.errors import SerializationError
 from flask_stash.core.flight import ERROR, GAVE_UP, PASSED, STORED, Flight, Outcome
 from flask_stash.core.locking import BackendLock, Turn
 from flask_stash.core.stampede import DEFAULT, PASS_SECONDS, Protection
-from flask_stash.core.stats import FAIL_SAFE, HIT, MISS_EVENT, SKIPPED
+from flask_stash.core.stats import (
+    BACKEND_FAILED,
+    COALESCED,
+    FAIL_SAFE,
+    HIT,
+    MISS_EVENT,
+    PASS_EVENT,
+    SKIPPED,
+    STALE,
+)
 from flask_stash.core.store import Store, Timeout
 
 R = TypeVar("R")
@@ -56,8 +65,8 @@ class Plan:
     ``Vary`` does).
     """
 
-    __slots__ = ("hits", "misses", "protect", "read", "scope", "shares_values", "spawn",
-                 "storable", "store")  # fmt: skip
+    __slots__ = ("hit", "protect", "read", "scope", "shares_values", "spawn", "storable",
+                 "store")  # fmt: skip
 
     def __init__(
         self,
@@ -73,16 +82,20 @@ class Plan:
         self.store, self.protect, self.scope = store, protect, scope
         self.storable, self.read, self.spawn = storable, read, spawn
         self.shares_values = shares_values
-        self.hits = store.stats.counter(HIT, scope)
-        self.misses = store.stats.counter(MISS_EVENT, scope)
+        #: ``hit(entry.cost)`` counts a hit and the compute time it saved (hot paths).
+        self.hit = store.stats.recorder(HIT, scope)
 
     def derive(self, *, read: Reader) -> Plan:
         """This plan with another reader (a view's reader depends on the request)."""
         plan = object.__new__(Plan)  # per request: no __init__, no counters to look up
         plan.store, plan.protect, plan.scope = self.store, self.protect, self.scope
         plan.storable, plan.read, plan.spawn = self.storable, read, self.spawn
-        plan.shares_values, plan.hits, plan.misses = self.shares_values, self.hits, self.misses
+        plan.shares_values, plan.hit = self.shares_values, self.hit
         return plan
+
+    def outcome(self, event: str, saved: float = 0.0) -> None:
+        """Count a caller's one outcome (``stats.OUTCOMES``) and the compute time it saved."""
+        self.store.stats.record(event, self.scope, saved)
 
     def read_entry(self, where: Lookup) -> tuple[Entry | Miss, bytes | None]:
         if self.read is not None:
@@ -123,8 +136,9 @@ class Ticket:
     """One caller's part in getting ``where``: a value to return now (:attr:`ready`), or
     the duty to compute it and then :meth:`keep` it (or :meth:`fail`)."""
 
-    __slots__ = ("_async", "_epoch", "_flight", "_release", "_started", "_stores", "entry",
-                 "last", "open", "plan", "ready", "stale", "value", "version", "where")  # fmt: skip
+    __slots__ = ("_async", "_epoch", "_flight", "_outcome", "_release", "_started", "_stores",
+                 "entry", "last", "open", "plan", "ready", "stale", "value", "version",
+                 "where")  # fmt: skip
 
     def __init__(
         self,
@@ -145,6 +159,9 @@ class Ticket:
         self._release: Callable[[], None] | None = None
         self._epoch = 0
         self._started = 0.0
+        #: The outcome this caller's call is counted as when the ticket ends (``None``:
+        #: not a caller's, or counted already).
+        self._outcome: str | None = MISS_EVENT
 
     @property
     def stores(self) -> bool:
@@ -182,7 +199,8 @@ class Ticket:
         cost = time.perf_counter() - self._started if self._started else 0.0
         try:
             blob = store.write_entry(bkey, value, ttl_timeout, protect.stale, self.version,
-                                     cost=cost, keep=protect.fail_safe)  # fmt: skip
+                                     cost=cost, keep=protect.fail_safe,
+                                     scope=plan.scope)  # fmt: skip
         except SerializationError as exc:
             # The caller has its value; failing now would lose it. Counted and logged (or
             # raised when not failing open) so an unstorable return type gets noticed.
@@ -201,6 +219,8 @@ class Ticket:
         compute at once instead of waiting. A leader writes the shared marker too (unless
         ``marker=False``: the front end wrote its own)."""
         store = self.plan.store
+        if self._outcome is not None:
+            self._outcome = PASS_EVENT
         if self._flight is not None:
             store.stampede.mark_pass(self.where.key)
             if marker:
@@ -214,6 +234,8 @@ class Ticket:
         if isinstance(error, Exception) and fail_safe_allows(plan, self.last):
             plan.store.stats.incr(FAIL_SAFE, plan.scope)
             plan.store.stampede.failing("recomputing", plan.scope or self.where.key, error)
+            if self._outcome is not None:
+                self._outcome = STALE
             self._end(Outcome(ERROR, error=error))
             return self.last.value  # type: ignore[union-attr]
         self._end(Outcome(ERROR, error=error) if isinstance(error, Exception) else GAVE_UP)
@@ -227,6 +249,8 @@ class Ticket:
         if not self.open:
             return
         self.open = False
+        if self._outcome is not None:
+            self._count()
         try:
             if self._release is not None:
                 self._release()
@@ -240,8 +264,31 @@ class Ticket:
                     stampede.flights.end(self.where.key, flight, outcome)  # type: ignore[arg-type]
                 _unhold(self.where.key, self)
 
+    def _count(self) -> None:
+        event, plan = self._outcome, self.plan
+        self._outcome = None
+        if event is STALE:
+            plan.outcome(STALE, self.last.cost if self.last is not None else 0.0)
+        elif event is MISS_EVENT and plan.store.gate.failed_here():
+            plan.outcome(BACKEND_FAILED)
+        else:
+            plan.outcome(event)  # type: ignore[arg-type]
+
 
 _OVERTAKEN: Any = object()
+
+
+def uncounted(ticket: Ticket) -> Ticket:
+    """``ticket``, not counted as a caller's outcome (a background refresh, or a ticket
+    whose caller's outcome is counted elsewhere)."""
+    ticket._outcome = None
+    return ticket
+
+
+def passing(ticket: Ticket) -> Ticket:
+    """``ticket``, counted as a pass: its key is marked "pass" (not storable)."""
+    ticket._outcome = PASS_EVENT
+    return ticket
 
 
 def ready(plan: Plan, where: Lookup, entry: Entry, *, stale: bool = False) -> Ticket:
@@ -275,10 +322,10 @@ def after_turn(ticket: Ticket, turn: Turn) -> Ticket:
         ticket._release = turn.release
         return prepare(ticket)
     entry: Entry = turn.value
+    uncounted(ticket)._end(PASSED if is_pass(entry.value) else Outcome(STORED))
     if is_pass(entry.value):
-        ticket._end(PASSED)
-        return computing(plan, where, None, ticket.last)
-    ticket._end(Outcome(STORED))
+        return passing(computing(plan, where, None, ticket.last))
+    plan.outcome(COALESCED, entry.cost)  # another process computed it meanwhile
     return ready(plan, where, entry)
 
 
@@ -299,7 +346,7 @@ def leader(
 def refresh_ticket(plan: Plan, where: Lookup, current: Entry) -> Ticket | None:
     """A ticket for a background refresh, holding the backend lock (``None``: another
     process refreshes it)."""
-    ticket = computing(plan, where, current.version, current)
+    ticket = uncounted(computing(plan, where, current.version, current))
     if plan.store.stampede.locks:
         lock = BackendLock(plan.store, where.key + ":lock", plan.protect)
         if not lock.acquire():

@@ -23,8 +23,8 @@ from flask_stash.calls import condition, join_generator, source_hash, staleness
 from flask_stash.config import normalize_timeout
 from flask_stash.core.api import MISS
 from flask_stash.core.engine import Lookup
-from flask_stash.core.keys import qualified_name
 from flask_stash.core.pipeline import Plan, Ticket, fetch, miss
+from flask_stash.core.stats import readable_name
 from flask_stash.protection import protection_for, protection_overrides
 from flask_stash.protocols import CachedFunction
 from flask_stash.signals import cache_view_hit, cache_view_miss
@@ -73,7 +73,7 @@ class CachedView:
         self.overrides = protection_overrides(options)
         self.auditor = Auditor()
         #: Statistics label: the function, not the key (keys can be unbounded in number).
-        self.scope = qualified_name(fn)
+        self.scope = readable_name(fn)
         self.wrapper: Any = None
         self._is_view_of: dict[tuple[int, str], bool] = {}
 
@@ -250,6 +250,7 @@ class CachedView:
 
             plan = Plan(store, protection_for(self.overrides, state), self.scope,
                         storable=self.storable, read=read, spawn=state.spawn)  # fmt: skip
+            store.stats.describe(self.scope, "cached")
             state.helpers[(self, "function plan")] = plan
         return plan
 

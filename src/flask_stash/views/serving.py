@@ -21,7 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Request, Response, copy_current_request_context, request
+from flask import (
+    Flask,
+    Request,
+    Response,
+    copy_current_request_context,
+    has_request_context,
+    request,
+)
 from werkzeug.exceptions import HTTPException
 
 from flask_stash.calls import join_generator
@@ -74,6 +81,8 @@ class Settings:
             value = getattr(options, name)
             return getattr(state.config, f"view_{name}") if value is None else value
 
+        scope = request.endpoint if has_request_context() and request.endpoint else view.scope
+        state.store.stats.describe(scope, "view")
         return cls(
             honor_no_cache=pick("honor_no_cache"),
             cache_control=pick("cache_control"),
@@ -85,7 +94,7 @@ class Settings:
             plan=Plan(
                 state.store,
                 protection_for(view.overrides, state),
-                view.scope,
+                scope,
                 spawn=_in_request_context(state),
                 shares_values=False,
             ),
@@ -122,7 +131,7 @@ class Call:
 
     def lookup(self, key: str) -> Lookup:
         store = self.state.store
-        return Lookup(store.backend_key(key), self.stamps, self.view.scope)
+        return Lookup(store.backend_key(key), self.stamps, self.settings.plan.scope)
 
     def plan(self) -> Plan:
         """The view's plan, reading as this request must (its ``Vary`` variant)."""
@@ -242,7 +251,7 @@ def _serve(call: Call) -> Any:
         shared = call.settings.plan
         if entry is not MISS and classify(entry, shared.store.clock(), shared.protect) is FRESH:
             # The common hit, served here: no ticket, no refresh hook to build.
-            next(shared.hits)
+            shared.hit(entry.cost)
             _signal(call, hit=True)
             return _hit(call, entry)
         ticket = decide(call.plan(), where, entry, version,

@@ -21,6 +21,7 @@ from typing import Any
 from flask import Flask, jsonify, request
 
 from flask_stash import Cache
+from flask_stash.core.stats import readable_name
 
 SLOW_SECONDS = 0.5
 
@@ -123,19 +124,17 @@ def create_app(slow_seconds: float = SLOW_SECONDS, clock: Callable[[], float] = 
     def fib_view(n: int) -> Any:
         if not 0 <= n <= 500:
             return jsonify(error="n must be between 0 and 500"), 400
-        scope = f"{__name__}.create_app.<locals>.fib"
         value = fib(n)
-        hits = cache.statistics.get("hits", scope)
-        misses = cache.statistics.get("misses", scope)
-        ratio = hits / (hits + misses) if hits + misses else 0.0
+        figures = cache.stats(everyone=False).process.scopes[readable_name(fib)]
         return jsonify(
-            n=n, value=value, computations=counters["fib"], hits=hits, misses=misses,
-            hit_ratio=round(ratio, 3),
+            n=n, value=value, computations=counters["fib"], hits=figures.hits,
+            misses=figures.misses, hit_ratio=round(figures.hit_ratio or 0.0, 3),
+            time_saved=round(figures.time_saved, 6),
         )  # fmt: skip
 
     @app.get("/stats")
     def stats() -> Any:
-        return jsonify(cache.stats())
+        return jsonify(cache.stats().as_dict())
 
     app.extensions["demo_counters"] = counters
     return app

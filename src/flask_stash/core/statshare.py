@@ -77,7 +77,7 @@ class SharedStats:
             return None
         try:
             return method(*args)
-        except BackendError:
+        except (BackendError, *getattr(self.store.backend, "native_errors", ())):
             logger.debug("shared statistics: the backend failed", exc_info=True)
             return None
 

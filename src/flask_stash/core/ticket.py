@@ -219,7 +219,7 @@ class Ticket:
         compute at once instead of waiting. A leader writes the shared marker too (unless
         ``marker=False``: the front end wrote its own)."""
         store = self.plan.store
-        if self._outcome is not None:
+        if self._outcome is not None and self._stores:  # not a HEAD: the value was refused
             self._outcome = PASS_EVENT
         if self._flight is not None:
             store.stampede.mark_pass(self.where.key)

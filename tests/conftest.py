@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from flask_stash.core import statsflush
 from flask_stash.testing import FakeClock
 
 from . import servers
@@ -26,6 +27,12 @@ settings.load_profile(
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+# Shared statistics are pushed by a background thread once a second; in this process that
+# traffic would land in the middle of tests that count backend commands. Tests push with
+# statsflush.push_now (or cache.stats()); gunicorn workers push as in production.
+statsflush.AUTO_PUSH = False
 
 
 # Real servers: started once per test session, on free loopback ports, stopped by PID.

@@ -10,7 +10,8 @@ Configured from environment variables (gunicorn's ``--env``):
 
 ``GET /users/<id>`` answers the (memoized) name, the worker's PID and how many times any
 worker has loaded a name from the database; ``POST /users/<id>?name=...`` renames the
-user and forgets the memoized name with ``cache.delete_memoized``.
+user and forgets the memoized name with ``cache.delete_memoized``; ``GET /stats`` answers
+the worker's ``cache.stats()``.
 """
 
 from __future__ import annotations
@@ -82,6 +83,11 @@ def rename_user(user_id: int) -> dict[str, Any]:
     return {"name": name, "pid": os.getpid(), "loads": _loads()}
 
 
+def statistics() -> dict[str, Any]:
+    """This worker's figures and everyone's (``cache.stats()``), with the worker's PID."""
+    return {"pid": os.getpid(), **cache.stats().as_dict()}
+
+
 def cache_config(environ: dict[str, str]) -> dict[str, Any]:
     """``CACHE_*`` settings from the ``STASH_CACHE_*`` variables of ``environ``."""
     return {
@@ -97,4 +103,5 @@ def create_app() -> Flask:
     cache.init_app(app, config=cache_config(dict(os.environ)))
     app.add_url_rule("/users/<int:user_id>", view_func=show_user, methods=["GET"])
     app.add_url_rule("/users/<int:user_id>", view_func=rename_user, methods=["POST"])
+    app.add_url_rule("/stats", view_func=statistics, methods=["GET"])
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from flask_stash.core.stats import HIT, MISS_EVENT, Stats
+from flask_stash.core.stats import HIT, MISS_EVENT, WRITE, Reading, Stats, readable_name
 
 
 def test_counts_per_event_and_scope_and_sums_over_scopes() -> None:
@@ -74,3 +74,95 @@ def test_concurrent_increments_are_never_lost() -> None:
     for thread in threads:
         thread.join()
     assert stats.get(HIT, "f") == 8000
+
+
+def test_recorded_amounts_add_up_and_count_as_events() -> None:
+    stats = Stats()
+    record = stats.recorder(HIT, "f")
+    record(0.25)
+    record(0.5)
+    stats.record(HIT, "f", 1.25)
+    stats.incr(HIT, "f")  # an event without an amount
+    assert stats.get(HIT, "f") == 4
+    assert stats.total(HIT, "f") == 2.0
+    assert stats.total(HIT) == 2.0
+    assert stats.total(MISS_EVENT, "f") == 0.0
+    assert stats.readings() == {(HIT, "f"): Reading(4, 2.0)}
+
+
+def test_drain_bounds_the_pending_amounts_and_loses_nothing() -> None:
+    stats = Stats()
+    record = stats.recorder(WRITE, "f")
+    for size in range(1000):
+        record(size)
+    stats.drain()
+    assert stats._tallies[(WRITE, "f")].pending == []
+    record(1000)
+    assert stats.readings()[(WRITE, "f")] == Reading(1001, sum(range(1001)))
+
+
+def test_concurrent_records_and_drains_lose_nothing() -> None:
+    stats = Stats()
+    record = stats.recorder(HIT, "f")
+    barrier = threading.Barrier(5)
+    done = threading.Event()
+
+    def count() -> None:
+        barrier.wait()
+        for _ in range(5000):
+            record(0.5)
+
+    def drain() -> None:
+        barrier.wait()
+        while not done.is_set():
+            stats.drain()
+
+    drainer = threading.Thread(target=drain)
+    threads = [threading.Thread(target=count) for _ in range(4)]
+    for thread in [drainer, *threads]:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done.set()
+    drainer.join()
+    assert stats.readings()[(HIT, "f")] == Reading(20000, 10000.0)
+
+
+def test_reset_zeroes_amounts_and_raw_readings_keep_everything() -> None:
+    stats = Stats()
+    record = stats.recorder(HIT, "f")
+    record(2.0)
+    stats.reset()
+    assert stats.readings() == {}
+    record(3.0)
+    assert stats.readings() == {(HIT, "f"): Reading(1, 3.0)}
+    assert stats.raw_readings() == {(HIT, "f"): Reading(2, 5.0)}
+
+
+def test_scopes_can_say_what_they_are() -> None:
+    stats = Stats()
+    stats.describe("index", "view")
+    assert stats.kinds == {"index": "view"}
+
+
+def outer() -> object:
+    def inner() -> None:
+        pass
+
+    return inner
+
+
+class Shop:
+    def price(self) -> None:
+        pass
+
+
+def test_readable_names_drop_main_and_locals() -> None:
+    assert readable_name(outer()) == f"{__name__}.outer.inner"
+    assert readable_name(Shop.price) == f"{__name__}.Shop.price"
+    outer.__module__ = "__main__"
+    try:
+        assert readable_name(outer) == "outer"
+    finally:
+        outer.__module__ = __name__
+    assert readable_name(len) == "builtins.len"

@@ -22,12 +22,14 @@ from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from .. import servers
 from ..multiworker_app import DB_ENV, init_db
+from .envs import wait_until
 
 pytestmark = pytest.mark.server
 
@@ -173,6 +175,70 @@ def test_redis_keeps_workers_coherent(tmp_path: Path, redis_single: servers.Serv
     }
     with gunicorn(tmp_path, env) as port:
         assert_coherent(run_rounds(port))
+
+
+def test_statistics_add_up_across_workers(tmp_path: Path, redis_single: servers.Server) -> None:
+    """Each call counted once, in the worker that served it; the shared figures are the
+    exact sum of both workers' (pushed in the background, within about a second)."""
+    env = {
+        "STASH_CACHE_TYPE": "flask_stash.backends.redis.RedisCache",
+        "STASH_CACHE_REDIS_URL": f"redis://{redis_single.address}/0",
+        "STASH_CACHE_KEY_PREFIX": unique_prefix(),
+    }
+    with gunicorn(tmp_path, env) as port:
+        outcome = run_rounds(port)
+        workers = read_stats_of_both(port)
+        assert_coherent(outcome)
+        scope = "tests.multiworker_app.user_name"
+        mine = [worker["process"]["scopes"] for worker in workers]
+        summed = {
+            name: sum(_scope(scopes, scope)[name] for scopes in mine)
+            for name in ("calls", "hits", "misses", "stale", "coalesced", "passes", "errors")
+        }
+        # warm-up: 2 reads; each round: 2 reads after the rename, 2 more that hit.
+        calls = 2 + 4 * ROUNDS
+        assert summed == {"calls": calls, "hits": calls - outcome.loads, "misses": outcome.loads,
+                          "stale": 0, "coalesced": 0, "passes": 0, "errors": 0}  # fmt: skip
+
+        def shared_matches() -> bool:
+            everyone = fetch_stats(port)["everyone"]
+            found = _scope(everyone["scopes"], scope)
+            return all(found[name] == value for name, value in summed.items())
+
+        assert wait_until(shared_matches, limit=TIMEOUT), fetch_stats(port)["everyone"]
+
+
+def fetch_stats(port: int) -> dict[str, Any]:
+    with closing(http.client.HTTPConnection(servers.HOST, port, timeout=TIMEOUT)) as conn:
+        send(conn, "GET", "/stats")
+        response = conn.getresponse()
+        assert response.status == 200
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def read_stats_of_both(port: int) -> list[dict[str, Any]]:
+    """``/stats`` from each worker (as :func:`read_pair` reaches both)."""
+    for _ in range(PAIR_ATTEMPTS):
+        with ExitStack() as stack:
+            first, second = (
+                stack.enter_context(closing(http.client.HTTPConnection(servers.HOST, port,
+                                                                        TIMEOUT)))
+                for _ in range(2)
+            )  # fmt: skip
+            first.connect()
+            second.connect()
+            send(second, "GET", "/stats")
+            answers = [json.loads(second.getresponse().read())]
+            send(first, "GET", "/stats")
+            answers.append(json.loads(first.getresponse().read()))
+        if answers[0]["pid"] != answers[1]["pid"]:
+            return answers
+    raise AssertionError(f"2 workers did not both answer in {PAIR_ATTEMPTS} attempts")
+
+
+def _scope(scopes: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    found = [figures for figures in scopes if figures["scope"] == name]
+    return found[0] if found else dict.fromkeys(("calls", "hits", "misses"), 0)
 
 
 def test_memcached_keeps_workers_coherent(

@@ -9,13 +9,13 @@ process's.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask_stash.core import statsflush
-from flask_stash.core.errors import BackendError
 from flask_stash.core.stats import (
     BACKEND_FAILED,
     COALESCED,
@@ -29,6 +29,7 @@ from flask_stash.core.stats import (
 )
 
 Key = tuple[str, str]
+logger = logging.getLogger("flask_stash")
 
 #: The outcome events, by the names figures use.
 OUTCOME_NAMES = {
@@ -215,6 +216,7 @@ def evictions_of(backend: object) -> int | None:
         return None
     try:
         found = method()
-    except BackendError:
+    except Exception:  # a figure for a report: never worth failing it
+        logger.debug("reading the backend's evictions failed", exc_info=True)
         return None
     return found if isinstance(found, int) else None

@@ -105,6 +105,7 @@ class FileSystemBackend(BaseBackend):
         # with another thread's on the same file, or the estimate would drift.
         self._stripes = [threading.Lock() for _ in range(64)]
         self._count = self._bytes = self._last_stamp = self._epoch = 0
+        self._evicted = 0
         self._next_sync = -math.inf
 
     # -- the Backend protocol -------------------------------------------------------------
@@ -388,7 +389,13 @@ class FileSystemBackend(BaseBackend):
                 break
             unlink_file(path)
             count, size = count - 1, size - file_size
+            self._evicted += 1
         return count, size
+
+    def evictions(self) -> int:
+        """Live entries this process removed to stay within ``threshold``/``max_bytes``
+        (other processes sharing the folder count their own)."""
+        return self._evicted
 
     # -- names ----------------------------------------------------------------------------
 

@@ -264,6 +264,10 @@ class MemcachedBackend(BaseBackend):
                 return result
         raise BackendError(f"incr({key!r}) lost {_CAS_ATTEMPTS} compare-and-set races in a row")
 
+    def evictions(self) -> int:
+        """Items the servers evicted to make room (``evictions`` of ``stats``), summed."""
+        return sum(int(node.stats().get(b"evictions", 0)) for node in self._nodes())
+
     def acquire_lock(self, name: str, token: str, lease: float) -> bool:
         """Take lock ``name`` for ``lease`` seconds (rounded up to whole seconds; the
         server's clock may end it up to 1 s early), unless it is held."""

@@ -69,6 +69,7 @@ class MemoryBackend(BaseBackend):
         self._bytes = 0
         #: No entry expires before this time (a lower bound; see ``_purge_expired``).
         self._next_expiry = math.inf
+        self._evicted = 0
 
     def __len__(self) -> int:
         return len(self._data)
@@ -144,6 +145,11 @@ class MemoryBackend(BaseBackend):
         with self._lock:
             return sum(self._discard(key) for key in keys)
 
+    def evictions(self) -> int:
+        """Live entries dropped to stay within ``threshold``/``max_bytes`` (expired ones
+        are not counted), since this backend was created."""
+        return self._evicted
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
@@ -210,6 +216,7 @@ class MemoryBackend(BaseBackend):
         ):
             _, (_, _, size) = data.popitem(last=False)
             self._bytes -= size
+            self._evicted += 1
 
     def _over_bound(self) -> bool:
         return bool(self.threshold and len(self._data) > self.threshold) or (

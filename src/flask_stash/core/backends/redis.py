@@ -149,6 +149,11 @@ class RedisCommands(BaseBackend, Generic[C]):
                 raise
             raise TypeError(f"cannot increment {key!r}: it does not hold an integer") from None
 
+    def evictions(self) -> int:
+        """Keys the server (every node of a cluster) evicted under ``maxmemory``, since it
+        started: ``evicted_keys`` of ``INFO stats``."""
+        return _sum_field(self.client.info("stats"), "evicted_keys")
+
     def acquire_lock(self, name: str, token: str, lease: float) -> bool:
         return bool(self.client.set(name, token, nx=True, px=_ms(lease)))
 
@@ -271,6 +276,13 @@ def _new_client(address: dict[str, Any], options: Mapping[str, Any]) -> redis.Re
 
 
 # -- small runtime helpers -----------------------------------------------------------------
+
+
+def _sum_field(info: Mapping[str, Any], name: str) -> int:
+    # A cluster client answers ``INFO`` with one mapping per node.
+    if name in info:
+        return int(info[name])
+    return sum(int(node.get(name, 0)) for node in info.values() if isinstance(node, Mapping))
 
 
 def _ms(ttl: TTL) -> int | None:

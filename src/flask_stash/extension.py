@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from flask import Flask, current_app, has_app_context
@@ -162,8 +162,20 @@ class Cache:
     def has(self, key: str) -> bool:
         return bool(self.cache.has(key))
 
-    def set(self, key: str, value: Any, timeout: Timeout = None) -> bool:
+    def set(
+        self, key: str, value: Any, timeout: Timeout = None, *, tags: Iterable[str] = ()
+    ) -> bool:
+        """Store ``value`` (Flask-Caching's ``set``). ``tags``: :meth:`invalidate_tags` of
+        one of them drops the entry (its ``get`` then reads the tags' stamps too)."""
+        if tags:
+            return bool(self.cache.set(key, value, timeout=timeout, tags=tuple(tags)))
         return bool(self.cache.set(key, value, timeout=timeout))
+
+    def invalidate_tags(self, *tags: str) -> bool:
+        """Invalidate every entry carrying one of ``tags`` (``tags=`` of ``memoize``,
+        ``cached`` and ``set``), in O(1) per tag, on every process sharing the backend.
+        ``False`` if the backend failed (the invalidation is queued and replayed)."""
+        return self.state().store.invalidate_tags(tags)
 
     def add(self, key: str, value: Any, timeout: Timeout = None) -> bool:
         return bool(self.cache.add(key, value, timeout=timeout))

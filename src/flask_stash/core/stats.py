@@ -45,6 +45,8 @@ BACKEND_FAILED = "backend_failed"
 #: A backend call not made: the backend's breaker was open, or the request had already
 #: seen it fail (scope: the operation).
 BACKEND_SKIP = "backend_skips"
+#: A tag invalidated (``invalidate_tags``), one per tag.
+TAG_INVALIDATION = "tag_invalidations"
 #: A backend turning unhealthy (its first failure after a healthy spell).
 OUTAGE = "outages"
 

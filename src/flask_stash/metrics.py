@@ -57,7 +57,7 @@ class StashCollector:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self._core = _prometheus().core
+        self._core = require("prometheus_client.core", extra="prometheus")
 
     def collect(self) -> Iterator[Any]:
         families = self._families()

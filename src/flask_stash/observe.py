@@ -38,6 +38,7 @@ def traced(settings: CacheConfig, store: Store) -> bool:
     here: without OpenTelemetry nothing is wrapped and backend calls cost what they did."""
     if settings.tracing is False:
         return False
+    # (the namespace package first: find_spec of a submodule imports its parent)
     available = importlib.util.find_spec("opentelemetry") is not None and (
         importlib.util.find_spec("opentelemetry.trace") is not None
     )
@@ -50,11 +51,12 @@ def traced(settings: CacheConfig, store: Store) -> bool:
         return True
     # Automatic: spans for calls that leave the process. A dict lookup in a span would
     # cost more than the lookup, and tell nothing a profiler does not.
-    return available and workers.in_process_name(store.backend) is None and shared(store)
+    return available and out_of_process(store)
 
 
-def shared(store: Store) -> bool:
-    """Whether ``store``'s backend is out of this process (not the in-memory or null one)."""
+def out_of_process(store: Store) -> bool:
+    """Whether ``store``'s calls leave the process (not the in-memory or null backend)."""
     from flask_stash.core.backends.null import NullBackend
 
-    return not isinstance(store.backend, NullBackend)
+    backend = store.backend
+    return workers.in_process_name(backend) is None and not isinstance(backend, NullBackend)

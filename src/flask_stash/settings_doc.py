@@ -218,9 +218,9 @@ SETTINGS: dict[str, SettingDoc] = {
         "bool | None",
         OBSERVABILITY,
         "OpenTelemetry spans around backend calls. `None`: on for shared backends "
-        "(Redis, memcached, file system) when `opentelemetry-api` is installed, off "
-        "otherwise; `True`: on for every backend (fails at `init_app` without "
-        "`opentelemetry-api`); `False`: off.",
+        "(Redis, memcached, file system) when `opentelemetry-api` is installed and a "
+        "tracer provider is set up at `init_app`, off otherwise; `True`: on for every "
+        "backend (fails at `init_app` without `opentelemetry-api`); `False`: off.",
     ),
     "CACHE_LOCK_LEASE": SettingDoc(
         "seconds", STAMPEDE, "Lease of the cross-process lock held while computing."

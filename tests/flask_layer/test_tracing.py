@@ -81,8 +81,13 @@ def test_a_failed_call_is_an_error_span(
     assert [event.name for event in span.events] == ["exception"]
 
 
-def test_automatic_tracing_only_for_backends_out_of_process(tmp_path: Path) -> None:
-    app, cache = file_app(tmp_path)  # CACHE_TRACING = None: automatic
+def test_automatic_tracing_only_for_backends_out_of_process(
+    tmp_path: Path, provider: TracerProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unset, cache = file_app(tmp_path / "unset")  # CACHE_TRACING = None: automatic
+    assert "get" not in vars(cache.state(unset).store.backend)  # no provider: no spans
+    monkeypatch.setattr("opentelemetry.trace.get_tracer_provider", lambda: provider)
+    app, cache = file_app(tmp_path)
     assert "get" in vars(cache.state(app).store.backend)  # the instance's own, traced
     plain = Flask(__name__)
     memory = Cache(plain, with_jinja2_ext=False)

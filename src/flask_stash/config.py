@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_BREAKER_THRESHOLD": 3,
     "CACHE_BREAKER_BACKOFF": 1.0,
     "CACHE_BREAKER_MAX_BACKOFF": 30.0,
+    "CACHE_NAME": None,  # default: "default" for an app's first cache, "cache2"...
+    "CACHE_METRICS_URL": None,
+    "CACHE_TRACING": None,  # default: on for shared backends when opentelemetry-api is there
     # CACHE_THRESHOLD, CACHE_DIR, CACHE_FILE_HASH_METHOD, CACHE_REDIS_*, CACHE_MEMCACHED_*
     **BACKEND_DEFAULTS,
 }
@@ -103,6 +106,11 @@ class CacheConfig:
     protection: Protection
     #: ``(threshold, backoff, max_backoff)`` of each backend's circuit breaker.
     breaker: tuple[int, float, float]
+    #: ``CACHE_NAME``: how ``flask stash --cache`` and the metrics' ``cache`` label name it.
+    name: str | None
+    metrics_url: str | None
+    #: ``CACHE_TRACING``: ``None`` (automatic), ``True`` or ``False``.
+    tracing: bool | None
     raw: Mapping[str, Any] = field(repr=False)
 
 
@@ -157,6 +165,9 @@ def read(merged: Mapping[str, Any]) -> CacheConfig:
         key_audit=_bool(merged, "CACHE_KEY_AUDIT"),
         protection=_protection(merged),
         breaker=_breaker(merged),
+        name=_optional_str(merged, "CACHE_NAME"),
+        metrics_url=_url_path(merged, "CACHE_METRICS_URL"),
+        tracing=_optional_bool(merged, "CACHE_TRACING"),
         raw=dict(merged),
     )
 
@@ -245,6 +256,17 @@ def _bool(merged: Mapping[str, Any], key: str) -> bool:
     value = merged[key]
     if not isinstance(value, bool):
         raise ConfigurationError(f"{key} must be True or False, not {value!r}")
+    return value
+
+
+def _optional_bool(merged: Mapping[str, Any], key: str) -> bool | None:
+    return None if merged[key] is None else _bool(merged, key)
+
+
+def _url_path(merged: Mapping[str, Any], key: str) -> str | None:
+    value = _optional_str(merged, key)
+    if value is not None and not value.startswith("/"):
+        raise ConfigurationError(f"{key} must be a URL path starting with '/', not {value!r}")
     return value
 
 

@@ -10,18 +10,18 @@ from typing import Any, ClassVar
 from flask import Flask, current_app, has_app_context
 
 from flask_stash import config as config_module
-from flask_stash import factory, health, workers
+from flask_stash import factory, health, observe, workers
 from flask_stash import memoize as memo
+from flask_stash import warmup as warmups
 from flask_stash.core.report import Report, report
 from flask_stash.core.stats import Stats
 from flask_stash.core.store import Store, Timeout
+from flask_stash.registry import EXTENSION_KEY
 from flask_stash.routed import redefined_methods
 from flask_stash.signing import check_signing
 from flask_stash.state import AppState
 from flask_stash.views import decorator as views
 from flask_stash.views import requestend
-
-EXTENSION_KEY = "flask-stash"
 
 
 class Cache:
@@ -72,6 +72,7 @@ class Cache:
             app, settings, built.store, built.backend_object
         )
         requestend.install(app)
+        observe.install(app, self, settings, built.store)
         if self.with_jinja2_ext:
             from flask_stash.jinja import install
 
@@ -153,6 +154,49 @@ class Cache:
     @property
     def statistics(self) -> Stats:
         return self.state().store.stats
+
+    # -- observability: warm-ups and metrics (docs/observability.md) --------------------
+
+    def warmup(
+        self,
+        fn: warmups.WarmupFunction | None = None,
+        *,
+        name: str | None = None,
+        length: int | None = None,
+    ) -> Any:
+        """Register ``fn`` for ``flask stash warm``: ``@cache.warmup`` or
+        ``@cache.warmup(name=..., length=...)``. It takes no arguments, runs in the app
+        context, and may yield items (each advances the progress bar; ``length`` says how
+        many, when known). Returns ``fn`` unchanged."""
+
+        def register(fn: warmups.WarmupFunction) -> warmups.WarmupFunction:
+            warmups.add(self, fn, name, length)
+            return fn
+
+        return register if fn is None else register(fn)
+
+    def add_warmup(
+        self, fn: warmups.WarmupFunction, *, name: str | None = None, length: int | None = None
+    ) -> None:
+        """Register ``fn`` for ``flask stash warm`` (see :meth:`warmup`)."""
+        warmups.add(self, fn, name, length)
+
+    def metrics_endpoint(
+        self,
+        app: Flask,
+        url: str = "/metrics",
+        *,
+        check: Callable[[], bool] | None = None,
+        endpoint: str = "flask_stash_metrics",
+    ) -> None:
+        """Serve Prometheus metrics at ``url`` (needs ``flask-stash[prometheus]``): this
+        app's caches' figures (every process's on a shared backend) plus the
+        ``prometheus_client`` registry (aggregated over processes under
+        ``PROMETHEUS_MULTIPROC_DIR``). ``check()`` returning false answers 403.
+        ``CACHE_METRICS_URL`` does the same from configuration."""
+        from flask_stash import metrics
+
+        metrics.mount(app, url, check=check, endpoint=endpoint)
 
     # -- the direct API (Flask-Caching's names and return values) ----------------------
 

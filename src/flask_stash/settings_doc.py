@@ -24,8 +24,9 @@ VIEWS = "Views"
 STAMPEDE = "Stampede protection"
 REDIS = "Redis"
 MEMCACHED = "memcached"
+OBSERVABILITY = "Observability"
 
-SECTIONS = (BACKEND, BEHAVIOUR, VIEWS, STAMPEDE, REDIS, MEMCACHED)
+SECTIONS = (BACKEND, BEHAVIOUR, VIEWS, STAMPEDE, OBSERVABILITY, REDIS, MEMCACHED)
 
 SETTINGS: dict[str, SettingDoc] = {
     "CACHE_TYPE": SettingDoc(
@@ -199,6 +200,27 @@ SETTINGS: dict[str, SettingDoc] = {
     ),
     "CACHE_BREAKER_MAX_BACKOFF": SettingDoc(
         "seconds", BEHAVIOUR, "Longest wait between two probes of a failing backend."
+    ),
+    "CACHE_NAME": SettingDoc(
+        "str | None",
+        OBSERVABILITY,
+        "The cache's name for `flask stash --cache NAME` and the `cache` label of the "
+        "metrics. Default: `default` for an app's first cache, `cache2`, `cache3`... for "
+        "the others (in `init_app` order); two caches of one app cannot share a name.",
+    ),
+    "CACHE_METRICS_URL": SettingDoc(
+        "str | None",
+        OBSERVABILITY,
+        "Serve Prometheus metrics at this path (`/metrics`); needs "
+        "`pip install flask-stash[prometheus]`. See docs/observability.md#metrics.",
+    ),
+    "CACHE_TRACING": SettingDoc(
+        "bool | None",
+        OBSERVABILITY,
+        "OpenTelemetry spans around backend calls. `None`: on for shared backends "
+        "(Redis, memcached, file system) when `opentelemetry-api` is installed and a "
+        "tracer provider is set up at `init_app`, off otherwise; `True`: on for every "
+        "backend (fails at `init_app` without `opentelemetry-api`); `False`: off.",
     ),
     "CACHE_LOCK_LEASE": SettingDoc(
         "seconds", STAMPEDE, "Lease of the cross-process lock held while computing."

@@ -39,6 +39,16 @@ def plain(number: int) -> int:
 @pytest.fixture(params=BACKENDS)
 def config(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     """The ``CACHE_*`` settings of one backend; Redis keys under a prefix of their own."""
+    return backend_config(request, tmp_path)
+
+
+@pytest.fixture(params=BACKENDS[1:])
+def shared_config(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    """:func:`config` of the backends shared by several processes."""
+    return backend_config(request, tmp_path)
+
+
+def backend_config(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     if request.param == "memory":
         return {"CACHE_TYPE": "SimpleCache"}
     if request.param == "filesystem":
@@ -119,16 +129,15 @@ def test_stats_json_is_the_report(app: Flask) -> None:
     assert scope["scope"].endswith("test_cli.double")
 
 
-def test_stats_of_a_shared_backend_include_other_processes(config: dict[str, Any]) -> None:
+def test_stats_of_a_shared_backend_include_other_processes(shared_config: dict[str, Any]) -> None:
     """Another process (here another app on the same backend and prefix) pushed its
     counts: the command shows them under all processes, not under its own."""
+    config = shared_config
     app, worker_cache = make_app(config), Cache(with_jinja2_ext=False)
     worker = Flask("worker")
     worker.config.update(config)
     worker_cache.init_app(worker)
     store = worker_cache.state(worker).store
-    if store.shared_stats is None:
-        pytest.skip("an in-process backend has no other process's figures")
     with app.app_context():
         cache.reset_stats(everyone=True)
     worker_cache.state(worker).store.stats.incr("hits", "elsewhere.fn", 7)
@@ -322,10 +331,10 @@ def test_warm_errors(app: Flask) -> None:
     assert "no warm-up named 'nope'; registered: only" in result.output
 
 
-def test_warm_figures_reach_everyone(app: Flask) -> None:
+def test_warm_figures_reach_everyone(shared_config: dict[str, Any]) -> None:
     """The command's own counts are pushed before it exits: other processes see them."""
-    if not shared(app):
-        pytest.skip("an in-process backend shares no figures")
+    computed.clear()
+    app = make_app(shared_config)
     with app.app_context():
         cache.reset_stats(everyone=True)
     owner = Cache(with_jinja2_ext=False)

@@ -233,6 +233,35 @@ def test_delete_memoized_usage_errors(app: Flask, path: str, message: str) -> No
     assert message in result.output
 
 
+def test_invalidate_tag(app: Flask) -> None:
+    with app.app_context():
+        cache.set("a", 1, tags=["team:1"])
+        cache.set("b", 2, tags=["team:2"])
+    result = run(app, "invalidate-tag", "team:1", "team:3")
+    assert result.exit_code == 0, result.output
+    assert "Invalidated 'team:1', 'team:3'." in result.output
+    with app.app_context():
+        assert cache.get("a") is None
+        assert cache.get("b") == 2
+    assert run(app, "invalidate-tag").exit_code == 2  # at least one tag
+    empty = run(app, "invalidate-tag", "")
+    assert empty.exit_code == 2
+    assert "a tag cannot be empty" in empty.output
+
+
+def test_invalidate_tag_on_a_failing_backend_is_an_error(
+    shared_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: Any) -> Any:
+        raise BackendError("connection refused")
+
+    app = make_app(shared_config)  # stamps in the backend (the memory backend's cannot fail)
+    monkeypatch.setattr(cache.state(app).store.backend, "set", fail)
+    result = run(app, "invalidate-tag", "team:1")
+    assert result.exit_code == 1
+    assert "could not invalidate: the cache backend failed" in result.output
+
+
 # -- ping, and a failing backend -----------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ for command in (
     entries.get_command,
     entries.delete_command,
     entries.delete_memoized_command,
+    entries.invalidate_tag_command,
     entries.clear_command,
     entries.ping_command,
     warm.warm_command,

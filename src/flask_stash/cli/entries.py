@@ -1,4 +1,5 @@
-"""``flask stash get|delete|delete-memoized|clear|ping``: entries and health.
+"""``flask stash get|delete|delete-memoized|invalidate-tag|clear|ping``: entries and
+health.
 
 They call the backend directly, not through the fail-open gate a request uses: a
 backend that fails is reported (status 1), never taken for an absent key.
@@ -81,6 +82,22 @@ def delete_memoized_command(function: str, arguments: tuple[str, ...]) -> None:
     call = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
     what = f"the entry of {function}({call})" if arguments else f"every entry of {function}"
     click.echo(f"Forgot {what}.")
+
+
+@click.command("invalidate-tag")
+@click.argument("tags", nargs=-1, required=True)
+def invalidate_tag_command(tags: tuple[str, ...]) -> None:
+    """Invalidate every entry carrying one of TAGS (tags= of memoize, cached and set)."""
+    target = chosen()
+    in_process_note(target)
+    if not all(tags):
+        raise click.BadParameter("a tag cannot be empty", param_hint="TAGS")
+    if not target.state.store.invalidate_tags(tags):
+        health = target.state.store.gate.health()
+        raise click.ClickException(
+            f"could not invalidate: the cache backend failed: {health.last_error}"
+        )
+    click.echo(f"Invalidated {', '.join(map(repr, tags))}.")
 
 
 @click.command("clear")

@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_BREAKER_THRESHOLD": 3,
     "CACHE_BREAKER_BACKOFF": 1.0,
     "CACHE_BREAKER_MAX_BACKOFF": 30.0,
+    "CACHE_DASHBOARD": False,
+    "CACHE_DASHBOARD_URL": "/_stash",
+    "CACHE_DASHBOARD_ACCESS": None,
     # CACHE_THRESHOLD, CACHE_DIR, CACHE_FILE_HASH_METHOD, CACHE_REDIS_*, CACHE_MEMCACHED_*
     **BACKEND_DEFAULTS,
 }
@@ -103,6 +106,8 @@ class CacheConfig:
     protection: Protection
     #: ``(threshold, backoff, max_backoff)`` of each backend's circuit breaker.
     breaker: tuple[int, float, float]
+    #: ``(enabled, url, access)`` of the dashboard (``CACHE_DASHBOARD*``).
+    dashboard: tuple[bool, str, Callable[[], bool] | None]
     raw: Mapping[str, Any] = field(repr=False)
 
 
@@ -157,6 +162,7 @@ def read(merged: Mapping[str, Any]) -> CacheConfig:
         key_audit=_bool(merged, "CACHE_KEY_AUDIT"),
         protection=_protection(merged),
         breaker=_breaker(merged),
+        dashboard=_dashboard(merged),
         raw=dict(merged),
     )
 
@@ -207,6 +213,22 @@ def _breaker(merged: Mapping[str, Any]) -> tuple[int, float, float]:
             f"got {backoff!r} and {most!r}"
         )
     return threshold, backoff, most
+
+
+def _dashboard(merged: Mapping[str, Any]) -> tuple[bool, str, Callable[[], bool] | None]:
+    access = merged["CACHE_DASHBOARD_ACCESS"]
+    if access is not None and not callable(access):
+        raise ConfigurationError(
+            f"CACHE_DASHBOARD_ACCESS must be a function returning True or False, not {access!r}"
+        )
+    return _bool(merged, "CACHE_DASHBOARD"), dashboard_url(merged["CACHE_DASHBOARD_URL"]), access
+
+
+def dashboard_url(url: object, name: str = "CACHE_DASHBOARD_URL") -> str:
+    """The dashboard's path, without its trailing slash: ``"/_stash"``."""
+    if not isinstance(url, str) or not url.startswith("/") or url.rstrip("/") == "":
+        raise ConfigurationError(f"{name} must be a path such as '/_stash', not {url!r}")
+    return url.rstrip("/")
 
 
 def _statuses(value: object) -> frozenset[int]:

@@ -24,8 +24,9 @@ VIEWS = "Views"
 STAMPEDE = "Stampede protection"
 REDIS = "Redis"
 MEMCACHED = "memcached"
+OBSERVABILITY = "Observability"
 
-SECTIONS = (BACKEND, BEHAVIOUR, VIEWS, STAMPEDE, REDIS, MEMCACHED)
+SECTIONS = (BACKEND, BEHAVIOUR, VIEWS, STAMPEDE, REDIS, MEMCACHED, OBSERVABILITY)
 
 SETTINGS: dict[str, SettingDoc] = {
     "CACHE_TYPE": SettingDoc(
@@ -199,6 +200,23 @@ SETTINGS: dict[str, SettingDoc] = {
     ),
     "CACHE_BREAKER_MAX_BACKOFF": SettingDoc(
         "seconds", BEHAVIOUR, "Longest wait between two probes of a failing backend."
+    ),
+    "CACHE_DASHBOARD": SettingDoc(
+        "bool",
+        OBSERVABILITY,
+        "Serve the dashboard (`docs/observability.md`) at `CACHE_DASHBOARD_URL`. It answers "
+        "only in debug mode unless `CACHE_DASHBOARD_ACCESS` is set: never expose it in "
+        "production without an access check.",
+    ),
+    "CACHE_DASHBOARD_URL": SettingDoc(
+        "str (a path)", OBSERVABILITY, "Where the dashboard is served (its JSON under `/data`)."
+    ),
+    "CACHE_DASHBOARD_ACCESS": SettingDoc(
+        "callable | None",
+        OBSERVABILITY,
+        "`access()`, called in each dashboard request, returns whether the current user may "
+        "see it (`False`: 403). Set, it is required in debug mode too; unset, the dashboard "
+        "answers only in debug mode (404 otherwise).",
     ),
     "CACHE_LOCK_LEASE": SettingDoc(
         "seconds", STAMPEDE, "Lease of the cross-process lock held while computing."

@@ -6,8 +6,6 @@ import threading
 
 from flask_stash.core.errorlog import MAX_MESSAGE, RecentError, RecentErrors
 from flask_stash.core.errors import BackendError
-from flask_stash.core.policy import ErrorPolicy
-from flask_stash.core.stats import Stats
 from flask_stash.testing import FakeClock
 
 
@@ -83,13 +81,3 @@ def test_concurrent_errors_are_all_counted(clock: FakeClock) -> None:
         thread.join()
     [entry] = recent.entries()
     assert entry.count == 8 * 500
-
-
-def test_the_policy_records_every_error_it_handles(clock: FakeClock) -> None:
-    policy = ErrorPolicy(Stats(), clock=clock)
-    policy.handle(BackendError("down"), "get", quiet=True)
-    policy.handle(ValueError("no key"), "memoize key")
-    assert [(e.operation, e.message) for e in policy.recent.entries()] == [
-        ("memoize key", "ValueError: no key"),
-        ("get", "BackendError: down"),
-    ]

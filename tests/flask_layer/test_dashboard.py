@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Any
 
 import pytest
@@ -215,3 +216,30 @@ def test_hostile_names_never_reach_the_page_as_markup() -> None:
     assert "\\u003c/script\\u003e\\u003cimg src=x onerror=alert(1)\\u003e" in html
     scopes = client.get("/_stash/data").json["stats"]["process"]["scopes"]  # type: ignore[index]
     assert {s["scope"] for s in scopes} == {HOSTILE, '"><svg onload=alert(2)>'}
+
+
+@pytest.mark.server
+def test_on_a_shared_backend_it_shows_every_processs_figures(redis_single: Any) -> None:
+    app, cache = dashboard_app(
+        DEBUG=True,
+        CACHE_URL=f"redis://{redis_single.address}/5",
+        CACHE_KEY_PREFIX=f"dashboard-{uuid.uuid4().hex}:",
+    )
+
+    @app.get("/page")
+    @cache.cached()
+    def page() -> str:
+        return "page"
+
+    client = app.test_client()
+    client.get("/page")
+    client.get("/page")
+    data: dict[str, Any] = client.get("/_stash/data").json  # type: ignore[assignment]
+    assert data["stats"]["shared"] is True
+    assert data["stats"]["backend"].startswith("Redis")
+    everyone = {s["scope"]: s for s in data["stats"]["everyone"]["scopes"]}
+    assert (everyone["page"]["hits"], everyone["page"]["misses"]) == (1, 1)
+    assert data["ping"]["reachable"] is True
+    with app.app_context():
+        cache.clear()
+        cache.reset_stats(everyone=True)

@@ -55,6 +55,9 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_NAME": None,  # default: "default" for an app's first cache, "cache2"...
     "CACHE_METRICS_URL": None,
     "CACHE_TRACING": None,  # default: on for shared backends when opentelemetry-api is there
+    "CACHE_DASHBOARD": False,
+    "CACHE_DASHBOARD_URL": "/_stash",
+    "CACHE_DASHBOARD_ACCESS": None,
     # CACHE_THRESHOLD, CACHE_DIR, CACHE_FILE_HASH_METHOD, CACHE_REDIS_*, CACHE_MEMCACHED_*
     **BACKEND_DEFAULTS,
 }
@@ -111,6 +114,8 @@ class CacheConfig:
     metrics_url: str | None
     #: ``CACHE_TRACING``: ``None`` (automatic), ``True`` or ``False``.
     tracing: bool | None
+    #: ``(enabled, url, access)`` of the dashboard (``CACHE_DASHBOARD*``).
+    dashboard: tuple[bool, str, Callable[[], bool] | None]
     raw: Mapping[str, Any] = field(repr=False)
 
 
@@ -168,6 +173,7 @@ def read(merged: Mapping[str, Any]) -> CacheConfig:
         name=_optional_str(merged, "CACHE_NAME"),
         metrics_url=_url_path(merged, "CACHE_METRICS_URL"),
         tracing=_optional_bool(merged, "CACHE_TRACING"),
+        dashboard=_dashboard(merged),
         raw=dict(merged),
     )
 
@@ -218,6 +224,22 @@ def _breaker(merged: Mapping[str, Any]) -> tuple[int, float, float]:
             f"got {backoff!r} and {most!r}"
         )
     return threshold, backoff, most
+
+
+def _dashboard(merged: Mapping[str, Any]) -> tuple[bool, str, Callable[[], bool] | None]:
+    access = merged["CACHE_DASHBOARD_ACCESS"]
+    if access is not None and not callable(access):
+        raise ConfigurationError(
+            f"CACHE_DASHBOARD_ACCESS must be a function returning True or False, not {access!r}"
+        )
+    return _bool(merged, "CACHE_DASHBOARD"), dashboard_url(merged["CACHE_DASHBOARD_URL"]), access
+
+
+def dashboard_url(url: object, name: str = "CACHE_DASHBOARD_URL") -> str:
+    """The dashboard's path, without its trailing slash: ``"/_stash"``."""
+    if not isinstance(url, str) or not url.startswith("/") or url.rstrip("/") == "":
+        raise ConfigurationError(f"{name} must be a path such as '/_stash', not {url!r}")
+    return url.rstrip("/")
 
 
 def _statuses(value: object) -> frozenset[int]:

@@ -7,9 +7,10 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
-from flask import Flask, current_app, has_app_context
+from flask import Blueprint, Flask, current_app, has_app_context
 
 from flask_stash import config as config_module
+from flask_stash import dashboard as dashboard_module
 from flask_stash import factory, health, observe, workers
 from flask_stash import memoize as memo
 from flask_stash import warmup as warmups
@@ -80,6 +81,8 @@ class Cache:
         self._apps = [ref for ref in self._apps if ref() is not None and ref() is not app]
         self._apps.append(weakref.ref(app))
         self.only_state = self.state(app) if len(self._apps) == 1 else None
+        if settings.dashboard[0]:
+            self.dashboard(app)
 
     # -- per-app state ----------------------------------------------------------------
 
@@ -150,6 +153,24 @@ class Cache:
         store = self.state().store
         probe_key = store.backend_key("__flask_stash_ping__")
         return store.gate.ping(lambda: store.backend.get(probe_key))
+
+    def dashboard(
+        self,
+        app: Flask | None = None,
+        *,
+        url: str | None = None,
+        access: Callable[[], bool] | None = None,
+    ) -> Blueprint:
+        """Serve a page showing what the cache does at ``url`` (``CACHE_DASHBOARD_URL``,
+        ``/_stash`` by default), its figures as JSON at ``url + "/data"``.
+
+        ``access()`` (``CACHE_DASHBOARD_ACCESS``) is called in each dashboard request and
+        says whether the current user may see it (403 otherwise). Without it the dashboard
+        answers in debug mode only (404 otherwise): never expose it in production without
+        a check (``docs/observability.md``). ``CACHE_DASHBOARD = True`` calls this at
+        :meth:`init_app`.
+        """
+        return dashboard_module.install(app or self._current_app(), self, url=url, access=access)
 
     @property
     def statistics(self) -> Stats:

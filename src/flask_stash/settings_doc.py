@@ -222,6 +222,23 @@ SETTINGS: dict[str, SettingDoc] = {
         "tracer provider is set up at `init_app`, off otherwise; `True`: on for every "
         "backend (fails at `init_app` without `opentelemetry-api`); `False`: off.",
     ),
+    "CACHE_DASHBOARD": SettingDoc(
+        "bool",
+        OBSERVABILITY,
+        "Serve the dashboard (`docs/observability.md`) at `CACHE_DASHBOARD_URL`. It answers "
+        "only in debug mode unless `CACHE_DASHBOARD_ACCESS` is set: never expose it in "
+        "production without an access check.",
+    ),
+    "CACHE_DASHBOARD_URL": SettingDoc(
+        "str (a path)", OBSERVABILITY, "Where the dashboard is served (its JSON under `/data`)."
+    ),
+    "CACHE_DASHBOARD_ACCESS": SettingDoc(
+        "callable | None",
+        OBSERVABILITY,
+        "`access()`, called in each dashboard request, returns whether the current user may "
+        "see it (`False`: 403). Set, it is required in debug mode too; unset, the dashboard "
+        "answers only in debug mode (404 otherwise).",
+    ),
     "CACHE_LOCK_LEASE": SettingDoc(
         "seconds", STAMPEDE, "Lease of the cross-process lock held while computing."
     ),

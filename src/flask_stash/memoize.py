@@ -228,6 +228,7 @@ def memoize(
     if timeout is not None:
         options["timeout"] = normalize_timeout(timeout)
     protection_overrides(options)  # bad values fail here, not at decoration or first call
+    tags_of(tags)
 
     def decorate(fn: Callable[P, R]) -> protocols.MemoizedFunction[P, R]:
         if isinstance(fn, (classmethod, staticmethod)):

@@ -175,7 +175,8 @@ def redis_memoize(stack: ExitStack, env: Env, port: int, settings: Settings) -> 
     fc = env.flask_cache("RedisCache", CACHE_REDIS_URL=url)
     stack.callback(lambda: fc.cache._write_client.close())
     # Two tags: one fixed, one from the arguments; their stamps come in the entry's MGET.
-    tagged = memoize(Store(backend), 300, tags=["sums", lambda a, b: f"operand:{a}"])
+    tagged = memoize(Store(backend), 300, name="tagged_add",
+                     tags=["sums", lambda a, b: f"operand:{a}"])  # fmt: skip
     memos = [
         stash,
         memo(STASH_TAGGED, tagged),

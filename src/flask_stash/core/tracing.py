@@ -21,23 +21,11 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from flask_stash.core.backends.base import BACKEND_CALLS
 from flask_stash.core.gate import backend_name
 
 #: Backend methods that get a span, when the backend has them.
-TRACED = (
-    "get",
-    "get_many",
-    "set",
-    "set_many",
-    "add",
-    "delete",
-    "delete_many",
-    "clear",
-    "incr",
-    "acquire_lock",
-    "release_lock",
-    "publish",
-)
+TRACED = tuple(name for name in BACKEND_CALLS if name != "close")
 #: Marks a backend already instrumented (``init_app`` twice must not nest spans).
 MARK = "__flask_stash_traced__"
 

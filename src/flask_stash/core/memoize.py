@@ -60,13 +60,15 @@ class MemoizedFunction:
         # The braces keep a function's entries and version stamp in one Redis Cluster slot.
         self._prefix = f"memo:{{{self.name}}}:"
         self.version_key = store.backend_key(self._prefix + "version")
-        self.function_stamp = (self.version_key,)
+        fixed_tags = () if tags is None else tuple(map(store.tag_key, tags.fixed))
+        #: The stamps of every call's entry: the function's and its fixed tags'.
+        self.function_stamp = (self.version_key, *fixed_tags)
         # Methods also get a stamp per instance, so one object's entries can be dropped.
         params = list(self.call_key.signature.parameters)
         self.per_instance = bool(params) and params[0] == "self" and "self" not in ignore
         self.tags = tags
         #: Whether a call's stamps depend on its arguments (else: ``function_stamp``).
-        self.dynamic_stamps = self.per_instance or tags is not None
+        self.dynamic_stamps = self.per_instance or bool(tags and tags.dynamic)
         self._hash = hash_method or store.hash_method
         # Digests have a fixed length, so whether keys need rehashing is known up front.
         probe = self._prefix + self._digest("")
@@ -127,10 +129,10 @@ class MemoizedFunction:
         """The stamps a call's entry depends on: the function's, its instance's, its tags'."""
         stamps: tuple[str, ...] = self.function_stamp
         if self.per_instance and args:
-            stamps = (self.version_key, self.instance_version_key(args[0]))
-        if self.tags is not None:
+            stamps = (*stamps, self.instance_version_key(args[0]))
+        if self.tags is not None and self.tags.dynamic:
             tag_key = self.store.tag_key
-            stamps += tuple(tag_key(tag) for tag in self.tags.of(args, kwargs or {}))
+            stamps += tuple(tag_key(tag) for tag in self.tags.of_call(args, kwargs or {}))
         return stamps
 
     def instance_version_key(self, instance: object) -> str:

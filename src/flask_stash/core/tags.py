@@ -54,9 +54,16 @@ class Tags:
         """The tags of one call, in order, without repeats."""
         if not self.dynamic:
             return self.fixed
-        found = list(self.fixed)
+        return tuple(dict.fromkeys(self.fixed + self.of_call(args, kwargs)))
+
+    def of_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, ...]:
+        """The tags the callables give for one call (the fixed ones left out)."""
+        found: list[str] = []
         for source in self.dynamic:
             produced = source(*args, **kwargs)
+            if type(produced) is str and produced:  # the common case, checked at once
+                found.append(produced)
+                continue
             items = [produced] if isinstance(produced, str) else produced
             try:
                 found.extend(checked(tag, source) for tag in items)
@@ -64,7 +71,7 @@ class Tags:
                 if "not iterable" not in str(exc):
                     raise
                 raise TypeError(_wrong_output(source, produced)) from None
-        return tuple(dict.fromkeys(found))
+        return tuple(found)
 
 
 def tags_of(option: TagsOption) -> Tags | None:

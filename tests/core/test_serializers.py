@@ -308,3 +308,31 @@ def test_custom_serializer_garbage_is_undecodable() -> None:
         CustomSerializer(_Upper()).loads(b"fs1uab")
     with pytest.raises(UndecodableEntry, match="format marker b'fs1p' is not b'fs1u'"):
         CustomSerializer(_Upper()).loads(b"fs1pAB")
+
+
+class _Thing:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        (_Thing(), "value"),
+        ([0, _Thing()], "value[1]"),
+        ((0, 1, _Thing()), "value[2]"),
+        ({"a": (0, [_Thing()])}, "value['a'][1][0]"),
+        ({_Thing()}, "value[0]"),
+        (frozenset([_Thing()]), "value[0]"),
+        ({1: _Thing()}, "value[1]"),  # a non-string key: stored as pairs
+        ({(1, "x"): [_Thing()]}, "value[(1, 'x')][0]"),
+        ({_Thing(): 1}, "value"),  # the key itself
+        ({"k": {7: {_Thing(): 1}}}, "value['k'][7]"),
+    ],
+)
+def test_values_json_cannot_hold_are_refused_with_their_path(value: object, path: str) -> None:
+    with pytest.raises(SerializationError) as info:
+        JsonSerializer().dumps(value)
+    assert str(info.value) == (
+        f"{path}: {__name__}._Thing is not JSON-serializable; "
+        "use the pickle serializer or convert it to a supported type"
+    )

@@ -238,6 +238,37 @@ def test_a_failure_spends_the_request_s_budget_only() -> None:
     assert rig.gate.troubled is False
 
 
+def test_failed_here_tells_whether_this_request_saw_the_backend_fail() -> None:
+    rig = Rig(threshold=2)
+    rig.request = first = Request()
+    assert rig.gate.failed_here() is False  # healthy
+    rig.down.add("a")
+    rig.call("a")
+    assert rig.gate.failed_here() is True  # this request saw it fail
+    rig.request = other = Request()
+    assert rig.gate.troubled
+    assert rig.gate.failed_here() is False  # another request, breaker still closed
+    rig.request = None
+    assert rig.gate.failed_here() is False  # outside any request
+    rig.call("a")  # the second failure in a row opens the breaker
+    assert rig.gate.breaker.state == "open"
+    assert rig.gate.failed_here() is True  # no request, but every call is skipped
+    rig.request = other
+    assert rig.gate.failed_here() is True
+    del first, other
+
+
+def test_failed_here_without_a_scope_function() -> None:
+    gate = BackendGate(ErrorPolicy(Stats()), breaker=Breaker(1))
+    gate.call("get", None, _raise)
+    assert gate.breaker.state == "open"
+    assert gate.failed_here() is True
+
+
+def _raise() -> None:
+    raise BackendError("down")
+
+
 def test_listeners_hear_the_outage_and_the_recovery_with_their_health() -> None:
     rig = Rig()
     rig.down.add("a")

@@ -93,10 +93,11 @@ class _Tally:
             self.total += math.fsum(chunk)
 
     def raw(self) -> Reading:
-        """Everything counted since the process started (resets not applied)."""
+        """Everything counted since the process started and drained (resets not applied;
+        amounts recorded since the last drain wait for the next)."""
         # repr is "count(N)" where N is the next value; counters start at 1.
         ticked = int(repr(self.ticks)[6:-1]) - 1
-        return Reading(self.count + len(self.pending) + ticked, self.total)
+        return Reading(self.count + ticked, self.total)
 
 
 class Stats:

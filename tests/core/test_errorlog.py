@@ -81,3 +81,25 @@ def test_concurrent_errors_are_all_counted(clock: FakeClock) -> None:
         thread.join()
     [entry] = recent.entries()
     assert entry.count == 8 * 500
+
+
+def test_times_are_rounded_to_the_millisecond() -> None:
+    entry = RecentError("get", "Driver: refused", 1_700_000_000.12345, 1_700_000_002.98765, 3)
+    assert entry.as_dict() == {
+        "operation": "get",
+        "message": "Driver: refused",
+        "first": 1_700_000_000.123,
+        "last": 1_700_000_002.988,
+        "count": 3,
+    }
+
+
+def test_a_message_of_exactly_the_limit_is_kept_whole(clock: FakeClock) -> None:
+    recent = RecentErrors(clock=clock)
+    prefix = "BackendError: "
+    exact = "x" * (MAX_MESSAGE - len(prefix))
+    recent.add(BackendError(exact), "get")
+    assert recent.entries()[0].message == prefix + exact
+    recent.add(BackendError(exact + "y"), "set")  # one character over: cut, with an ellipsis
+    assert recent.entries()[0].message == prefix + exact[:-1] + "\u2026"
+    assert MAX_MESSAGE == 300

@@ -8,7 +8,7 @@ import weakref
 import pytest
 
 from flask_stash.core import statsflush
-from flask_stash.core.history import SERIES, History, totals
+from flask_stash.core.history import SERIES, Bucket, History, totals
 from flask_stash.core.stats import BACKEND_FAILED, COALESCED, ERROR, HIT, MISS_EVENT, STALE, Stats
 from flask_stash.testing import FakeClock
 
@@ -141,3 +141,23 @@ def test_a_failing_sampler_does_not_end_the_round() -> None:
     statsflush.sample_every_round(broken)
     statsflush.run_once()  # no exception
     statsflush._samplers.discard(broken)
+
+
+def test_a_point_has_integer_counts_and_time_to_the_microsecond() -> None:
+    bucket = Bucket(1000.0, {"hits": 3.0, "misses": 2, "time_saved": 0.12345678})
+    point = bucket.as_dict()
+    assert point == {"t": 1000.0, "hits": 3, "misses": 2, "stale": 0, "coalesced": 0,
+                     "passes": 0, "errors": 0, "time_saved": 0.123457}  # fmt: skip
+    assert type(point["hits"]) is int
+    assert type(point["stale"]) is int
+
+
+def test_the_interval_bounds(clock: FakeClock) -> None:
+    stats = Stats()
+    one = History(stats, interval=5, span=5, clock=clock)  # a span of one interval
+    assert [p["t"] for p in one.points()] == [1000.0]
+    fine = History(stats, interval=0.5, span=1, clock=clock)  # intervals under a second
+    assert [p["t"] for p in fine.points()] == [999.5, 1000.0]
+    with pytest.raises(ValueError) as caught:
+        History(stats, interval=-1, span=5)
+    assert str(caught.value) == "need 0 < interval <= span, got -1 and 5"

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from flask_stash.core import MemoryBackend, Store
+from flask_stash.core.backends.filesystem import FileSystemBackend
 from flask_stash.core.backends.memcached import MemcachedBackend
 from flask_stash.core.backends.redis import RedisBackend
-from flask_stash.core.report import ScopeFigures, figures, report
+from flask_stash.core.breaker import Health
+from flask_stash.core.report import Report, ScopeFigures, evictions_of, figures, report
 from flask_stash.core.stats import (
     BACKEND_FAILED,
     COALESCED,
@@ -117,3 +123,165 @@ def test_a_report_is_still_the_plain_counter_dict() -> None:
     result = report(store)
     assert isinstance(result, dict)
     assert json.loads(json.dumps(result)) == {HIT: {"f": 1}}  # jsonify(cache.stats()) as before
+
+
+def test_totals_add_up_every_scope() -> None:
+    readings = {
+        (HIT, "f"): Reading(2, 1.0),
+        (HIT, "g"): Reading(3, 0.5),
+        (MISS_EVENT, "f"): Reading(1, 0.0),
+        (MISS_EVENT, "g"): Reading(4, 0.0),
+        (WRITE, "f"): Reading(1, 100.4),
+        (WRITE, "g"): Reading(2, 200.4),
+        (WRITE, "h"): Reading(5, 10.0),  # written without an outcome (cache.set): no scope
+    }
+    result = figures(readings, {"g": "view"})
+    assert result.total == ScopeFigures("", "total", hits=5, misses=5, time_saved=1.5,
+                                        writes=8, bytes_stored=310)  # fmt: skip
+    assert set(result.scopes) == {"f", "g"}
+    assert result.scopes["g"] == ScopeFigures("g", "view", hits=3, misses=4, time_saved=0.5,
+                                              writes=2, bytes_stored=200)  # fmt: skip
+
+
+def test_busiest_scopes_first_then_by_name() -> None:
+    readings = {
+        (HIT, "b"): Reading(2, 0.0),
+        (HIT, "a"): Reading(2, 0.0),
+        (MISS_EVENT, "c"): Reading(5, 0.0),
+    }
+    assert [f.scope for f in figures(readings, {}).by_calls()] == ["c", "a", "b"]
+
+
+def test_figures_as_plain_data() -> None:
+    readings = {
+        (HIT, "f"): Reading(3, 1.23456789),
+        (MISS_EVENT, "f"): Reading(1, 0.0),
+        (WRITE, "f"): Reading(1, 64.0),
+        (HIT, "g"): Reading(1, 0.0),
+    }
+    result = figures(readings, {"f": "memoize"})
+    f = {
+        "scope": "f",
+        "kind": "memoize",
+        "calls": 4,
+        "hits": 3,
+        "misses": 1,
+        "stale": 0,
+        "coalesced": 0,
+        "passes": 0,
+        "errors": 0,
+        "hit_ratio": 0.75,
+        "time_saved": 1.234568,
+        "writes": 1,
+        "bytes_stored": 64,
+    }
+    g = dict(f, scope="g", kind="", calls=1, hits=1, misses=0, hit_ratio=1.0, time_saved=0.0,
+             writes=0, bytes_stored=0)  # fmt: skip
+    total = dict(f, scope="", kind="total", calls=5, hits=4, hit_ratio=0.8)
+    assert result.as_dict() == {
+        "total": total,
+        "scopes": [f, g],
+        "events": {HIT: {"f": 3, "g": 1}, MISS_EVENT: {"f": 1}, WRITE: {"f": 1}},
+    }
+    stale = ScopeFigures("s", "view", stale=1, coalesced=1, passes=1, errors=1).as_dict()
+    assert (stale["stale"], stale["coalesced"], stale["passes"], stale["errors"]) == (1, 1, 1, 1)
+    assert stale["hit_ratio"] == 0.5
+
+
+def test_a_report_as_plain_data() -> None:
+    process = figures({(HIT, "f"): Reading(1, 0.0)}, {})
+    everyone = figures({(HIT, "f"): Reading(5, 0.0)}, {})
+    health = {"state": "closed"}
+    result = Report(process, everyone, True, "FileSystemBackend", 42, 7, health)
+    assert result.as_dict() == {
+        "backend": "FileSystemBackend",
+        "shared": True,
+        "pid": 42,
+        "evictions": 7,
+        "health": health,
+        "process": process.as_dict(),
+        "everyone": everyone.as_dict(),
+    }
+    alone = Report(process, None, False, "MemoryBackend", 1)
+    assert (alone.everyone, alone.evictions, alone.health) == (None, None, {})
+    assert alone.as_dict()["everyone"] is None
+
+
+@pytest.fixture
+def shared_store(tmp_path: Path) -> Store:
+    store = Store(FileSystemBackend(str(tmp_path)))
+    assert store.shared_stats is not None
+    return store
+
+
+def test_a_shared_report_sums_every_process_with_this_ones_latest_counts(
+    shared_store: Store, tmp_path: Path
+) -> None:
+    other = Store(FileSystemBackend(str(tmp_path)))
+    other.stats.record(HIT, "f", 1.0)
+    assert other.shared_stats is not None
+    assert other.shared_stats.push(other.stats)
+    shared_store.stats.describe("f", "memoize")
+    shared_store.stats.record(HIT, "f", 0.5)  # not pushed yet: the report pushes it
+    result = report(shared_store)
+    assert result.shared is True
+    assert result.process.total.hits == 1
+    assert result.everyone is not None
+    assert result.everyone.scopes["f"] == ScopeFigures("f", "memoize", hits=2, time_saved=1.5)
+    assert report(shared_store, everyone=False).everyone is None
+    assert report(shared_store).everyone.total.hits == 2  # type: ignore[union-attr]
+
+
+def test_an_unreadable_shared_record_leaves_everyone_unknown(
+    shared_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert shared_store.shared_stats is not None
+    monkeypatch.setattr(shared_store.shared_stats, "read", lambda: None)
+    result = report(shared_store)
+    assert result.shared is True
+    assert result.everyone is None
+
+
+def test_the_report_names_the_backend_process_and_health(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = Store(MemoryBackend())
+    outage = Health("open", failures=3, skipped=2, failing_for=12.34567, last_error="E: x")
+    monkeypatch.setattr(store.gate.breaker, "health", lambda: outage)
+    result = report(store)
+    assert (result.backend, result.pid, result.shared) == (store.gate.name, os.getpid(), False)
+    assert result.backend == "MemoryBackend"
+    assert result.health == {
+        "state": "open",
+        "healthy": False,
+        "failed_calls": 3,
+        "skipped_calls": 2,
+        "failing_for": 12.346,
+        "last_error": "E: x",
+    }
+
+
+class Answers:
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def evictions(self) -> Any:
+        return self.answer
+
+
+def test_evictions_only_when_the_backend_counts_them_as_an_int(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="flask_stash")
+    assert evictions_of(object()) is None
+    assert evictions_of(Answers(0)) == 0
+    assert evictions_of(Answers(12)) == 12
+    assert evictions_of(Answers("12")) is None
+    assert evictions_of(Answers(None)) is None
+    assert caplog.records == []
+    assert evictions_of(Broken()) is None
+    [record] = caplog.records
+    assert (record.levelno, record.name) == (logging.DEBUG, "flask_stash")
+    assert record.getMessage() == "reading the backend's evictions failed"
+    assert record.exc_info is not None
+    assert str(record.exc_info[1]) == "gone"

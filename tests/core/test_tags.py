@@ -17,7 +17,7 @@ from flask_stash.core.api import MISS
 from flask_stash.core.backends.filesystem import FileSystemBackend
 from flask_stash.core.backends.memcached import MemcachedBackend
 from flask_stash.core.stats import TAG_INVALIDATION
-from flask_stash.core.tags import Tags, tags_of
+from flask_stash.core.tags import Tags, checked, tags_of
 
 from .. import servers
 from . import redisfamily
@@ -181,3 +181,123 @@ def test_invalidate_tags_refuses_non_strings() -> None:
 
 
 Call = Callable[..., Any]
+
+
+# The option's rules, unit by unit: order, repeats, exact messages.
+
+NOT_A_TAG = "tags are strings or callables of the call's arguments, not "
+
+
+def test_fixed_tags_keep_their_order_without_repeats() -> None:
+    tags = Tags(["b", "a", "b", "c", "a"])
+    assert tags.fixed == ("b", "a", "c")
+    assert tags.dynamic == ()
+    assert tags.of((1,), {"x": 2}) == ("b", "a", "c")
+    assert Tags(tag for tag in ["g", "h"]).fixed == ("g", "h")  # any iterable, read once
+
+
+def test_a_tags_object_is_true_when_it_holds_any_tag() -> None:
+    assert not Tags(None)
+    assert not Tags([])
+    assert Tags("a")
+    assert Tags(lambda: "a")  # callables only
+    only_callables = tags_of(lambda: "a")
+    assert only_callables is not None
+    assert only_callables.fixed == ()
+    assert tags_of("a") is not None
+
+
+def test_a_single_callable_is_one_source() -> None:
+    tags = Tags(lambda user_id, *, detail: [f"user:{user_id}", f"detail:{detail}"])
+    assert tags.fixed == ()
+    assert tags.of((3,), {"detail": "full"}) == ("user:3", "detail:full")
+
+
+def test_callables_receive_the_call_arguments_and_every_one_counts() -> None:
+    tags = Tags(["x", lambda a, b=0: f"a:{a}", lambda a, b=0: f"b:{b}", lambda a, b=0: "x"])
+    assert tags.of_call((1,), {"b": 2}) == ("a:1", "b:2", "x")  # the fixed ones left out
+    assert tags.of((1,), {"b": 2}) == ("x", "a:1", "b:2")  # fixed first, without repeats
+
+
+def test_a_str_subclass_is_one_tag_not_its_characters() -> None:
+    class Name(str):
+        pass
+
+    assert Tags(lambda: Name("user")).of((), {}) == ("user",)
+    assert Tags(lambda: [Name("ab"), "c"]).of((), {}) == ("ab", "c")
+
+
+def test_a_callable_returning_an_empty_tag_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^a tag cannot be empty$"):
+        Tags(lambda: "").of((), {})
+    with pytest.raises(ValueError, match=r"^a tag cannot be empty$"):
+        Tags(lambda: ["a", ""]).of((), {})
+
+
+def named_source(user_id: int) -> Any:
+    return [user_id]
+
+
+@pytest.mark.parametrize(
+    ("produced", "shown"), [(42, "42"), ([1], "1"), (None, "None"), (["a", 2.5], "2.5")]
+)
+def test_the_callables_error_names_it_and_what_was_wrong(produced: Any, shown: str) -> None:
+    def source(user_id: int) -> Any:
+        return produced
+
+    with pytest.raises(TypeError) as caught:
+        Tags(source).of((1,), {})
+    assert str(caught.value) == (
+        "the tags callable test_the_callables_error_names_it_and_what_was_wrong.<locals>"
+        f".source must return a str or an iterable of str, not {shown}"
+    )
+    assert caught.value.__cause__ is None
+
+
+def test_a_callable_without_a_qualified_name_is_shown_by_its_repr() -> None:
+    class Source:
+        def __call__(self, user_id: int) -> Any:
+            return 7
+
+        def __repr__(self) -> str:
+            return "<Source>"
+
+    with pytest.raises(TypeError) as caught:
+        Tags(Source()).of((1,), {})
+    assert str(caught.value) == (
+        "the tags callable <Source> must return a str or an iterable of str, not 7"
+    )
+
+
+def test_a_type_error_inside_the_tags_iterable_is_not_hidden() -> None:
+    def broken() -> Any:
+        yield "a"
+        raise TypeError("the data layer failed")
+
+    with pytest.raises(TypeError, match=r"^the data layer failed$"):
+        Tags(broken).of((), {})
+
+
+@pytest.mark.parametrize(
+    ("option", "shown"),
+    [(42, "42"), ([b"x"], "b'x'"), (b"x", "b'x'"), ({"a": 1}, "{'a': 1}"), (["a", 3], "3")],
+)
+def test_bad_options_are_refused_with_the_exact_message(option: Any, shown: str) -> None:
+    with pytest.raises(TypeError) as caught:
+        Tags(option)
+    assert str(caught.value) == NOT_A_TAG + shown
+
+
+def test_checked_messages() -> None:
+    assert checked("t") == "t"
+    with pytest.raises(TypeError) as caught:
+        checked(1)
+    assert str(caught.value) == "a tag is a str, not 1"
+    with pytest.raises(TypeError) as caught:
+        checked(1, named_source)
+    assert str(caught.value) == (
+        "the tags callable named_source must return a str or an iterable of str, not 1"
+    )
+    with pytest.raises(ValueError) as empty:
+        checked("", named_source)
+    assert str(empty.value) == "a tag cannot be empty"

@@ -17,10 +17,11 @@ import pytest
 from flask_stash.core import MemoryBackend, Store, statsflush
 from flask_stash.core.backends.filesystem import FileSystemBackend
 from flask_stash.core.backends.memcached import MemcachedBackend
+from flask_stash.core.backends.redis import RedisBackend
 from flask_stash.core.errors import BackendError
 from flask_stash.core.report import report
 from flask_stash.core.stats import HIT, MISS_EVENT, WRITE, Reading
-from flask_stash.core.statshare import RECORD_KEY
+from flask_stash.core.statshare import RECORD_KEY, _integer, _readings, _text
 
 from .. import servers
 from .redisfamily import Flavour
@@ -211,3 +212,220 @@ def test_concurrent_pushes_add_each_count_once(filesystem: Maker) -> None:
         thread.join()
     assert statsflush.push_now(first)
     assert second.shared_stats.read() == {(HIT, "fn"): Reading(100, 50.0)}  # type: ignore[union-attr]
+
+
+# -- the record's format and the Redis commands, without a server ----------------------------
+
+SEP = "\x1f"
+
+
+def fs_store(tmp_path: Path) -> Store:
+    return Store(FileSystemBackend(str(tmp_path)), key_prefix="app:")
+
+
+def test_the_file_system_record_is_compact_json_of_counts_and_millionths(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = fs_store(tmp_path)
+    shared = store.shared_stats
+    assert shared is not None
+    assert shared.name == "app:" + RECORD_KEY
+    with caplog.at_level(logging.DEBUG, "flask_stash"):
+        assert shared.read() == {}  # no record yet: nothing, and nothing to warn about
+    assert caplog.records == []
+    store.stats.record(HIT, "fn", 1.5)
+    store.stats.record(HIT, "fn", 0.25)
+    store.stats.incr(MISS_EVENT, "fn")
+    assert shared.push(store.stats)
+    blob = store.backend.get(shared.name)
+    expected = {f"hits{SEP}fn{SEP}n": 2, f"hits{SEP}fn{SEP}t": 1_750_000,
+                f"misses{SEP}fn{SEP}n": 1}  # fmt: skip
+    assert json.loads(blob) == expected
+    assert blob == json.dumps(expected, separators=(",", ":")).encode()
+
+
+def test_a_push_waits_while_another_process_holds_the_record(tmp_path: Path) -> None:
+    store = fs_store(tmp_path)
+    shared = store.shared_stats
+    assert shared is not None
+    store.stats.incr(HIT, "fn")
+    lock = "app:" + RECORD_KEY + ":lock"
+    assert store.backend.acquire_lock(lock, "other", 5.0)
+    assert shared.push(store.stats) is False  # another process pushes: next time
+    assert shared.read() == {}
+    store.backend.release_lock(lock, "other")
+    assert shared.push(store.stats) is True  # the deltas waited
+    assert shared.read() == {(HIT, "fn"): Reading(1, 0.0)}
+    assert store.backend.acquire_lock(lock, "mine", 5.0)  # released after the push
+
+
+def test_a_malformed_record_is_named_in_the_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = fs_store(tmp_path)
+    shared = store.shared_stats
+    assert shared is not None
+    store.backend.set(shared.name, b"[1, 2]", None)
+    with caplog.at_level(logging.WARNING, "flask_stash"):
+        assert shared.read() == {}
+        assert shared.read() == {}
+    [record] = caplog.records
+    assert record.getMessage() == (
+        "the shared statistics record 'app:__flask_stash_stats__' was malformed: ignored"
+    )
+
+
+def test_a_backend_without_native_errors_fails_reads_too(tmp_path: Path) -> None:
+    class Plain:
+        """A backend of the user's own, not derived from the base class."""
+
+        def get(self, key: str) -> Any:
+            raise BackendError("down")
+
+    store = fs_store(tmp_path)
+    assert store.shared_stats is not None
+    store.backend = Plain()  # type: ignore[assignment]
+    assert store.shared_stats.read() is None
+
+
+def test_the_record_fields() -> None:
+    record = {
+        f"hits{SEP}GET /a b{SEP}n": 3,  # a scope may hold spaces
+        f"hits{SEP}GET /a b{SEP}t": 1_500_000,
+        f"misses{SEP}f{SEP}t": 5,  # a total without a count: not a reading
+        f"writes{SEP}f{SEP}n": 0,
+    }
+    assert _readings(record) == {(HIT, "GET /a b"): Reading(3, 1.5)}
+
+
+@pytest.mark.parametrize(
+    ("value", "number"),
+    [(5, 5), (-5, -5), ("5", 5), ("-12", -12), ("0", 0), (True, None), (5.0, None),
+     ("5.0", None), ("", None), ("-", None), ("x", None), ("X5", None), (None, None)],
+)  # fmt: skip
+def test_record_values_are_integers(value: object, number: int | None) -> None:
+    assert _integer(value) == number
+
+
+def test_text_of_redis_replies() -> None:
+    assert _text(b"hits") == "hits"
+    assert _text(b"caf\xc3\xa9") == "caf\u00e9"
+    assert _text(b"bad \x80") == "bad \ufffd"
+    assert _text("already") == "already"
+    assert _text(12) == "12"
+
+
+class FakeRedis:
+    """The two commands shared statistics send to Redis: pipelined HINCRBYs and HGETALL."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[str, dict[bytes, bytes]] = {}
+        self.pipelines: list[dict[str, Any]] = []
+        self.error: Exception | None = None
+
+    def pipeline(self, transaction: bool = True) -> Any:
+        fake = self
+
+        class Pipeline:
+            def __init__(self) -> None:
+                self.queued: list[tuple[str, str, int]] = []
+                fake.pipelines.append({"transaction": transaction, "queued": self.queued,
+                                       "executed": False})  # fmt: skip
+
+            def __enter__(self) -> Pipeline:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                pass
+
+            def hincrby(self, name: str, field: str, amount: int) -> None:
+                self.queued.append((name, field, amount))
+
+            def execute(self) -> None:
+                if fake.error is not None:
+                    raise fake.error
+                for name, field, amount in self.queued:
+                    fields = fake.hashes.setdefault(name, {})
+                    key = field.encode()
+                    fields[key] = str(int(fields.get(key, b"0")) + amount).encode()
+                fake.pipelines[-1]["executed"] = True
+
+        return Pipeline()
+
+    def hgetall(self, name: str) -> dict[bytes, bytes]:
+        if self.error is not None:
+            raise self.error
+        return dict(self.hashes.get(name, {}))
+
+
+@pytest.fixture
+def redis_store() -> tuple[Store, FakeRedis]:
+    backend = RedisBackend(host="127.0.0.1", port=1)  # never connected: the fake answers
+    fake = FakeRedis()
+    backend._client = fake  # type: ignore[assignment]
+    return Store(backend, key_prefix="app:"), fake
+
+
+def test_redis_pushes_are_hincrbys_in_one_pipeline_without_transaction(
+    redis_store: tuple[Store, FakeRedis],
+) -> None:
+    store, fake = redis_store
+    shared = store.shared_stats
+    assert shared is not None
+    store.stats.record(HIT, "fn", 0.5)
+    store.stats.incr(MISS_EVENT, "fn")
+    assert shared.push(store.stats) is True
+    name = "app:" + RECORD_KEY
+    assert fake.pipelines == [{
+        "transaction": False,
+        "queued": [(name, f"hits{SEP}fn{SEP}n", 1), (name, f"hits{SEP}fn{SEP}t", 500_000),
+                   (name, f"misses{SEP}fn{SEP}n", 1)],
+        "executed": True,
+    }]  # fmt: skip
+    store.stats.record(HIT, "fn", 0.25)
+    assert shared.push(store.stats) is True
+    assert fake.pipelines[-1]["queued"] == [
+        (name, f"hits{SEP}fn{SEP}n", 1),
+        (name, f"hits{SEP}fn{SEP}t", 250_000),
+    ]
+    assert shared.read() == {(HIT, "fn"): Reading(2, 0.75), (MISS_EVENT, "fn"): Reading(1, 0.0)}
+
+
+def test_redis_replies_are_decoded_and_checked(
+    redis_store: tuple[Store, FakeRedis], caplog: pytest.LogCaptureFixture
+) -> None:
+    store, fake = redis_store
+    assert store.shared_stats is not None
+    fake.hashes["app:" + RECORD_KEY] = {
+        f"hits{SEP}fn{SEP}n".encode(): b"-3",
+        f"hits{SEP}f\u00e9{SEP}n".encode(): b"4",
+        b"junk": b"1",
+    }
+    with caplog.at_level(logging.WARNING, "flask_stash"):
+        assert store.shared_stats.read() == {(HIT, "f\u00e9"): Reading(4, 0.0),
+                                             (HIT, "fn"): Reading(-3, 0.0)}  # fmt: skip
+    assert len(caplog.records) == 1
+
+
+def test_redis_errors_are_failed_pushes_and_reads(
+    redis_store: tuple[Store, FakeRedis], caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis
+
+    store, fake = redis_store
+    shared = store.shared_stats
+    assert shared is not None
+    store.stats.incr(HIT, "fn")
+    fake.error = redis.ConnectionError("down")  # raw client calls: the driver's own error
+    with caplog.at_level(logging.DEBUG, "flask_stash"):
+        assert shared.push(store.stats) is False
+        assert shared.read() is None
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.DEBUG, "shared statistics: the backend failed")
+    ] * 2
+    assert caplog.records[0].exc_info is not None
+    assert caplog.records[0].exc_info[1] is fake.error
+    fake.error = None
+    assert shared.push(store.stats) is True  # the deltas waited
+    assert shared.read() == {(HIT, "fn"): Reading(1, 0.0)}
+    assert store.gate.breaker.state == "closed"

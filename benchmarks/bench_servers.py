@@ -52,8 +52,8 @@ from server_app import BARE_ROUTE, BODY, FC_ROUTE, RAW_ROUTE, STASH_ROUTE
 
 from flask_stash import Cache as StashCache
 from flask_stash.core import memoize
-from flask_stash.core.backends.memcached import MemcachedBackend, wire_key
 from flask_stash.core.backends._redis_options import DEFAULT_TIMEOUTS, HEALTH_CHECK_INTERVAL
+from flask_stash.core.backends.memcached import MemcachedBackend, wire_key
 from flask_stash.core.backends.redis import RedisBackend
 from flask_stash.core.store import Store
 

@@ -463,6 +463,31 @@ def test_a_tagged_entry_records_its_stamps(store: Store, plain: Plain) -> None:
     assert store.get_many(["k"]) == [MISS]
 
 
+@pytest.mark.parametrize("forged", [b"a|b", b"\xff\xfe", b"", b"has space"])
+def test_a_forged_tag_stamp_is_replaced_not_raised(
+    store: Store, plain: Plain, forged: bytes
+) -> None:
+    plain.data["p:stash-tag:a"] = forged  # hostile bytes where a stamp should be
+    assert store.set("k", "v", tags=["a", "b"])
+    stamp = plain.data["p:stash-tag:a"]
+    assert stamp != forged
+    assert stamp.isalnum()
+    assert store.get("k") == "v"
+
+
+def test_a_stamp_forged_again_and_again_fails_the_write(store: Store, plain: Plain) -> None:
+    plain.data["p:stash-tag:a"] = b"x|y"
+    real_get_many = plain.get_many
+
+    def forging(keys: Any) -> Any:
+        return [b"x|y" if key == "p:stash-tag:a" else found
+                for key, found in zip(keys, real_get_many(keys), strict=True)]  # fmt: skip
+
+    plain.get = lambda key: b"x|y" if key == "p:stash-tag:a" else Plain.get(plain, key)  # type: ignore[method-assign]
+    plain.get_many = forging  # type: ignore[method-assign]
+    assert store.set("k", "v", tags=["a"]) is False
+
+
 def test_a_tagged_read_whose_stamps_fail_is_a_miss(store: Store, plain: Plain) -> None:
     assert store.set("k", "v", tags=["a"])
     plain.failing.add("get_many")

@@ -407,14 +407,22 @@ class Store:
 
     def _stamped(self, tags: Iterable[str]) -> tuple[tuple[str, str], ...] | None:
         """``(stamp key, stamp)`` of each tag, stamps created where missing (``None``: the
-        backend failed)."""
+        backend failed). A stamp this store could not have written (forged bytes) is
+        replaced, which invalidates what was written under it."""
         vkeys = tuple(dict.fromkeys(self.tag_key(tag) for tag in tags))
         if not vkeys:
             return ()
-        version = self.current_version(vkeys, None)
-        if version is None:
-            return None
-        return tuple(zip(vkeys, version.decode().split("|"), strict=True))
+        for _ in range(2):
+            version = self.current_version(vkeys, None)
+            if version is None:
+                return None
+            stamps = version.split(b"|")
+            if len(stamps) == len(vkeys) and all(stamp.isalnum() for stamp in stamps):
+                pairs = zip(vkeys, stamps, strict=True)  # lengths checked above
+                return tuple((vkey, stamp.decode()) for vkey, stamp in pairs)
+            for vkey in vkeys:
+                self.bump_version(vkey)
+        return None
 
     def add(self, key: str, value: object, timeout: Timeout = None) -> bool:
         """Store only if absent (atomically where the backend can); ``True`` if stored."""

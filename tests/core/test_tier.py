@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from flask_stash.core.api import MISS, SupportsIncrement, SupportsLock, SupportsScan
+from flask_stash.core.backends.memcached import MemcachedBackend
 from flask_stash.core.backends.redis import RedisBackend
 from flask_stash.core.errors import BackendError, ConfigurationError
 from flask_stash.core.memoize import memoize
@@ -19,6 +20,7 @@ from flask_stash.testing import FakeClock
 
 from .. import servers
 from ..servers import HOST, Server
+from . import redisfamily
 from .redisfamily import command_stats, unique
 from .tierkit import GatedRemote, eventually, redis_tier, synced
 
@@ -295,3 +297,40 @@ def heard(listener: TieredBackend, write: Callable[[], object]) -> None:
 
 def kill_pubsub_clients(server: Server) -> None:
     servers.redis_cli("-p", str(server.port), "client", "kill", "type", "pubsub")
+
+
+def test_invalidation_reaches_the_other_process_on_every_flavour(
+    redis_flavour: redisfamily.Flavour,
+) -> None:
+    namespace = unique()
+    a = TieredBackend(redis_flavour.make(namespace))
+    b = TieredBackend(redis_flavour.make(namespace))
+    synced(a, b)
+    key = namespace + "k"
+    heard(b, lambda: a.set(key, b"1", None))
+    assert b.get(key) == b"1"
+    assert b.local.get(key) == b"1"
+    heard(b, lambda: a.delete(key))
+    assert b.local.get(key) is MISS
+    assert b.get(key) is MISS
+    a.close()
+    b.close()
+
+
+def test_on_memcached_a_copy_lives_at_most_the_ttl_cap(memcached_pair: list[Server]) -> None:
+    addresses = [node.address for node in memcached_pair]
+    clock, key = FakeClock(), unique() + "k"
+    other = MemcachedBackend(addresses)  # another process: no channel to tell us
+    tier = TieredBackend(MemcachedBackend(addresses), ttl=5, clock=clock)
+    assert tier.synced
+    assert tier.channel is None
+    tier.set(key, b"old", None)
+    other.set(key, b"new", None)
+    clock.advance(4.9)
+    assert tier.get(key) == b"old"  # the documented bound: up to the cap
+    clock.advance(0.2)
+    assert tier.get(key) == b"new"
+    tier.delete(key)  # this process's own writes are seen at once
+    assert tier.get(key) is MISS
+    other.close()
+    tier.close()

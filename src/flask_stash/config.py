@@ -15,6 +15,7 @@ from flask_stash.backends._settings import DEFAULTS as BACKEND_DEFAULTS
 from flask_stash.backends._settings import BackendKeys
 from flask_stash.core.errors import ConfigurationError
 from flask_stash.core.stampede import Protection
+from flask_stash.core.tier import TierSettings
 
 #: Every key we read, with Flask-Caching's default (ours where we add keys).
 DEFAULTS: dict[str, Any] = {
@@ -52,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_BREAKER_THRESHOLD": 3,
     "CACHE_BREAKER_BACKOFF": 1.0,
     "CACHE_BREAKER_MAX_BACKOFF": 30.0,
+    "CACHE_LOCAL_TIER": None,
     # CACHE_THRESHOLD, CACHE_DIR, CACHE_FILE_HASH_METHOD, CACHE_REDIS_*, CACHE_MEMCACHED_*
     **BACKEND_DEFAULTS,
 }
@@ -103,6 +105,8 @@ class CacheConfig:
     protection: Protection
     #: ``(threshold, backoff, max_backoff)`` of each backend's circuit breaker.
     breaker: tuple[int, float, float]
+    #: ``CACHE_LOCAL_TIER``: the in-process tier in front of a shared backend, or ``None``.
+    local_tier: TierSettings | None
     raw: Mapping[str, Any] = field(repr=False)
 
 
@@ -157,6 +161,7 @@ def read(merged: Mapping[str, Any]) -> CacheConfig:
         key_audit=_bool(merged, "CACHE_KEY_AUDIT"),
         protection=_protection(merged),
         breaker=_breaker(merged),
+        local_tier=_local_tier(merged),
         raw=dict(merged),
     )
 
@@ -207,6 +212,13 @@ def _breaker(merged: Mapping[str, Any]) -> tuple[int, float, float]:
             f"got {backoff!r} and {most!r}"
         )
     return threshold, backoff, most
+
+
+def _local_tier(merged: Mapping[str, Any]) -> TierSettings | None:
+    try:
+        return TierSettings.parse(merged["CACHE_LOCAL_TIER"])
+    except (ConfigurationError, TypeError) as exc:
+        raise ConfigurationError(f"CACHE_LOCAL_TIER: {exc}") from None
 
 
 def _statuses(value: object) -> frozenset[int]:

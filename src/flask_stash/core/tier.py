@@ -29,6 +29,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
 
 from flask_stash.core.api import MISS, TTL, Backend, Miss, SupportsPublish, check_ttl
 from flask_stash.core.backends.memory import MemoryBackend
@@ -46,6 +47,41 @@ CHANNEL_PREFIX = "flask_stash:tier:"
 _MIRRORED = ("atomic_add", "ejects_failed_nodes", "clock", "native_errors", "namespace")
 # Abilities passed straight to ``remote`` (isinstance checks see exactly its capabilities).
 _FORWARDED = ("acquire_lock", "release_lock", "publish", "subscribe", "scan", "evictions")
+
+
+@dataclass(frozen=True)
+class TierSettings:
+    """The tier's bounds, checked when made (``CACHE_LOCAL_TIER`` reads into one)."""
+
+    max_entries: int = MAX_ENTRIES
+    max_bytes: int | None = MAX_BYTES
+    ttl: float = TTL_CAP
+    channel: str | None = None
+
+    def __post_init__(self) -> None:
+        _positive_int("max_entries", self.max_entries)
+        if self.max_bytes is not None:
+            _positive_int("max_bytes", self.max_bytes)
+        object.__setattr__(self, "ttl", _checked_cap(self.ttl))
+        if self.channel is not None and (not isinstance(self.channel, str) or not self.channel):
+            raise ConfigurationError(f"in-process tier channel must be a name: {self.channel!r}")
+
+    @classmethod
+    def parse(cls, value: object) -> TierSettings | None:
+        """``None``/``False``: no tier; ``True``: the defaults; a dict: some of the fields."""
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if not isinstance(value, Mapping):
+            raise ConfigurationError(
+                f"expected None, True, False or a dict of settings, not {value!r}"
+            )
+        unknown = sorted(set(value) - {f.name for f in fields(cls)})
+        if unknown:
+            known = ", ".join(f.name for f in fields(cls))
+            raise ConfigurationError(f"unknown setting(s) {unknown} (known: {known})")
+        return cls(**value)
 
 
 class TieredBackend:
@@ -295,6 +331,39 @@ class TieredBackend:
         self.channel.after_fork()
 
 
+def tiered(remote: Backend, settings: TierSettings | None) -> Backend:
+    """``remote`` behind an in-process tier as ``settings`` say (``None``: as is).
+
+    Refused for a backend that keeps its entries in this process already (memory, null,
+    cachelib's ``SimpleCache``): a tier there would only copy them.
+    """
+    if settings is None:
+        return remote
+    if _in_process(remote):
+        raise ConfigurationError(
+            f"CACHE_LOCAL_TIER needs a shared backend (Redis, memcached, file system); "
+            f"{type(remote).__name__} keeps its entries in this process already"
+        )
+    return TieredBackend(
+        remote,
+        max_entries=settings.max_entries,
+        max_bytes=settings.max_bytes,
+        ttl=settings.ttl,
+        channel=settings.channel,
+    )
+
+
+def _in_process(backend: Backend) -> bool:
+    from flask_stash.core.backends.cachelib import CachelibBackend
+    from flask_stash.core.backends.null import NullBackend
+
+    if isinstance(backend, (MemoryBackend, NullBackend, TieredBackend)):
+        return True
+    return isinstance(backend, CachelibBackend) and (
+        type(backend.cache).__module__ == "cachelib.simple"
+    )
+
+
 def _after_fork(ref: weakref.ref[TieredBackend]) -> None:
     tier = ref()
     if tier is not None:
@@ -316,4 +385,4 @@ def _positive_int(name: str, value: object) -> int:
     return value
 
 
-__all__ = ["TieredBackend"]
+__all__ = ["TierSettings", "TieredBackend", "tiered"]

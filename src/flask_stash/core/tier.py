@@ -155,10 +155,10 @@ class TieredBackend:
     def get_many(self, keys: Sequence[str]) -> list[bytes | Miss]:
         if not self.synced:
             return self._bypass().get_many(keys)
-        local = self.local.get
-        found = [local(key) for key in keys]  # lock-free reads: cheaper than get_many
-        if MISS not in found:
-            return found
+        hit = self.local.get_all(keys)
+        if hit is not None:
+            return hit  # type: ignore[return-value]
+        found = self.local.get_many(keys)
         missing = [key for key, value in zip(keys, found, strict=True) if value is MISS]
         epoch = self.epoch
         fetched = self.remote.get_many(missing)

@@ -24,7 +24,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench_core import Contender, Settings, micro, print_micro, rotated
-from tier_app import BARE_ROUTE, BODY, REDIS_ROUTE, TIER_ROUTE
+from tier_app import BARE_ROUTE, BODY, MEMORY_ROUTE, REDIS_ROUTE, TIER_ROUTE
 
 from flask_stash.core import memoize
 from flask_stash.core.backends.memory import MemoryBackend
@@ -48,7 +48,7 @@ TIER_DICT = "memoize hit (dict), tier on Redis"
 WORKERS = 2
 WRK_THREADS = 2
 WRK_CONNECTIONS = 8
-WRK_ROUNDS = 3
+WRK_ROUNDS = 5
 
 
 def fetch(url: str) -> str:
@@ -113,6 +113,7 @@ def views(stack: ExitStack, workdir: Path, redis_url: str, seconds: int) -> None
     stack.enter_context(servers.running(gunicorn_args(port, redis_url), port, workdir))
     base = f"http://{servers.HOST}:{port}"
     routes = {"tiered view (Redis + tier)": TIER_ROUTE, "cached view (Redis alone)": REDIS_ROUTE,
+              "cached view (in-memory, floor)": MEMORY_ROUTE,
               "uncached trivial route": BARE_ROUTE}  # fmt: skip
     for route in routes.values():
         if fetch(base + route) != BODY:

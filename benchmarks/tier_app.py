@@ -2,7 +2,8 @@
 
 ``/tier`` is a view cached by Flask-Stash on the Redis at ``BENCH_REDIS_URL`` with the
 in-process tier on (``CACHE_LOCAL_TIER = True``); ``/redis`` the same view cached on Redis
-alone; ``/bare`` returns the same body uncached.
+alone; ``/memory`` on the in-memory backend (each worker its own: the floor of any cached
+view); ``/bare`` returns the same body uncached.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ BODY = "hello, cached world " * 20
 TIER_ROUTE = "/tier"
 REDIS_ROUTE = "/redis"
 BARE_ROUTE = "/bare"
+MEMORY_ROUTE = "/memory"
 
 
 def create_app() -> Flask:
@@ -31,6 +33,12 @@ def create_app() -> Flask:
     plain = Cache(
         app, with_jinja2_ext=False, config={"CACHE_URL": url, "CACHE_KEY_PREFIX": "redis:"}
     )
+    memory = Cache(app, with_jinja2_ext=False, config={"CACHE_TYPE": "SimpleCache"})
+
+    @app.get(MEMORY_ROUTE)
+    @memory.cached(timeout=3600)
+    def memory_view() -> str:
+        return BODY
 
     @app.get(TIER_ROUTE)
     @tiered.cached(timeout=3600)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from flask_stash.core import coherence
 from flask_stash.core.api import MISS, SupportsIncrement, SupportsLock, SupportsScan
 from flask_stash.core.backends.memcached import MemcachedBackend
 from flask_stash.core.backends.redis import RedisBackend
@@ -333,4 +335,50 @@ def test_on_memcached_a_copy_lives_at_most_the_ttl_cap(memcached_pair: list[Serv
     tier.delete(key)  # this process's own writes are seen at once
     assert tier.get(key) is MISS
     other.close()
+    tier.close()
+
+
+@pytest.fixture
+def fast_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(coherence, "HEARTBEAT", 0.05)
+    monkeypatch.setattr(coherence, "DEAD_AFTER", 0.3)
+
+
+@pytest.mark.usefixtures("fast_heartbeat")
+def test_a_quiet_channel_is_kept_alive_by_pings(redis_flavour: redisfamily.Flavour) -> None:
+    tier = TieredBackend(redis_flavour.make(unique()))
+    synced(tier)
+    epoch = tier.epoch
+    time.sleep(1.0)  # several heartbeats, no message: the pongs keep it alive
+    assert tier.synced
+    assert tier.epoch == epoch
+    tier.close()
+
+
+@pytest.mark.usefixtures("fast_heartbeat")
+def test_a_server_that_stops_answering_counts_as_lost(own_redis: Server) -> None:
+    namespace = unique()
+    tier = redis_tier(own_redis, namespace)
+    synced(tier)
+    tier.set(namespace + "k", b"v", None)
+    with servers.paused(own_redis):  # the socket stays open, nothing answers
+        waited = eventually(lambda: not tier.synced)
+        assert len(tier.local) == 0
+    assert waited < 2.0
+    assert tier.wait_synced(15)  # back by itself once the server answers
+    tier.close()
+
+
+def test_a_listener_that_breaks_leaves_the_tier_bypassed(redis_single: Server) -> None:
+    class Broken(GatedRemote):
+        def subscribe(self, channel: str) -> Iterator[bytes]:
+            raise RuntimeError("a bug, not a backend error")
+
+    namespace = unique()
+    inner = RedisBackend(host=HOST, port=redis_single.port, db=3, namespace=namespace)
+    tier = TieredBackend(Broken(inner))  # type: ignore[arg-type]
+    inner.set(namespace + "k", b"v", None)
+    assert tier.get(namespace + "k") == b"v"
+    assert not tier.wait_synced(0.3)
+    assert len(tier.local) == 0
     tier.close()

@@ -16,6 +16,7 @@ listener reconnects by itself (with back-off) and empties the tier before using 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -126,7 +127,8 @@ class Channel:
         """In a forked child: the parent's thread is gone and its sender id is not ours."""
         self.sender = uuid.uuid4().hex
         self._thread = None
-        self._stop = threading.Event()
+        if not self._stop.is_set():  # a closed channel stays closed
+            self._stop = threading.Event()
         self._start_lock = threading.Lock()
         self._healthy = None
 
@@ -140,23 +142,33 @@ class Channel:
     # -- the listener thread ---------------------------------------------------------------
 
     def _run(self) -> None:
-        delay = RETRY_MIN
-        while not self._stop.is_set():
-            try:
-                subscription: Listening = self.remote.subscribe(self.name)  # type: ignore[assignment]
-            except BackendError as exc:
-                self._failed(exc)
+        try:
+            delay = RETRY_MIN
+            while not self._stop.is_set():
+                lasted = self._session()
+                if lasted > RETRY_MAX:  # a channel that worked a while: retry at once
+                    delay = RETRY_MIN
                 self._stop.wait(delay)
                 delay = min(delay * 2, RETRY_MAX)
-                continue
-            delay = RETRY_MIN
-            try:
-                self._listen(subscription)
-            except BackendError as exc:
-                self._failed(exc)
-            finally:
+        finally:  # stopped, or a bug: either way the tier must not be used unwatched
+            self.sink.lost()
+
+    def _session(self) -> float:
+        """Subscribe and listen until the channel fails; the seconds it was subscribed."""
+        try:
+            subscription: Listening = self.remote.subscribe(self.name)  # type: ignore[assignment]
+        except Exception as exc:  # BackendError, or a driver's surprise: retried alike
+            self._failed(exc)
+            return 0.0
+        started = time.monotonic()
+        try:
+            self._listen(subscription)
+        except Exception as exc:
+            self._failed(exc)
+        finally:
+            with contextlib.suppress(Exception):
                 subscription.close()
-        self.sink.lost()
+        return time.monotonic() - started
 
     def _listen(self, subscription: Listening) -> None:
         self.sink.resync()
@@ -178,12 +190,13 @@ class Channel:
                 subscription.ping()
                 pinged = now
 
-    def _failed(self, exc: BaseException) -> None:
+    def _failed(self, exc: Exception) -> None:
         self.sink.lost()
         if self._healthy is not False:
             logger.warning(
                 "in-process tier bypassed: invalidation channel %r unavailable (%s)",
                 self.name,
                 exc,
+                exc_info=not isinstance(exc, BackendError),  # a surprise: show where
             )
         self._healthy = False

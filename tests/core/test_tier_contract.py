@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from flask_stash.core.api import Backend
+from flask_stash.core.backends.filesystem import FileSystemBackend
 from flask_stash.core.backends.memory import MemoryBackend
 from flask_stash.core.tier import TieredBackend
 from flask_stash.testing import BackendContract, FakeClock
@@ -21,6 +24,16 @@ class TestTierOverMemory(BackendContract):
 
     def make_backend(self, clock: FakeClock) -> Backend:
         return TieredBackend(MemoryBackend(threshold=0, clock=clock), clock=clock)
+
+
+class TestTierOverFileSystem(BackendContract):
+    @pytest.fixture(autouse=True)
+    def _dir(self, tmp_path: Path) -> None:
+        self.cache_dir = tmp_path / "cache"
+
+    def make_backend(self, clock: FakeClock) -> Backend:
+        remote = FileSystemBackend(str(self.cache_dir), threshold=0, clock=clock)
+        return TieredBackend(remote, clock=clock)
 
 
 class TestTierOverRedisFamily(test_redis_family.TestRedisFamilyContract):

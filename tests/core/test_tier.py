@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -382,3 +384,29 @@ def test_a_listener_that_breaks_leaves_the_tier_bypassed(redis_single: Server) -
     assert not tier.wait_synced(0.3)
     assert len(tier.local) == 0
     tier.close()
+
+
+def test_a_forked_child_gets_its_own_listener_and_identity(
+    pair: tuple[TieredBackend, TieredBackend],
+) -> None:
+    parent, _ = pair
+    key = parent.namespace + "k"  # type: ignore[attr-defined]
+    parent.set(key, b"old", None)
+    assert parent.local.get(key) == b"old"
+
+    def child() -> None:
+        # Starts bypassed and empty, subscribes on its own, publishes as someone else.
+        ok = not parent.synced and len(parent.local) == 0 and parent.wait_synced(5)
+        parent.set(key, b"from-child", None)
+        os._exit(0 if ok else 1)
+
+    with warnings.catch_warnings():  # Python 3.12+: fork() of a multi-threaded process
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        child()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    eventually(lambda: parent.local.get(key) is MISS)  # the child's message was not "ours"
+    assert parent.get(key) == b"from-child"
+    assert parent.synced

@@ -15,7 +15,7 @@ from flask_stash.backends._settings import DEFAULTS as BACKEND_DEFAULTS
 from flask_stash.backends._settings import BackendKeys
 from flask_stash.core.errors import ConfigurationError
 from flask_stash.core.stampede import Protection
-from flask_stash.core.tier import TierSettings
+from flask_stash.core.tiersettings import TierSettings
 
 #: Every key we read, with Flask-Caching's default (ours where we add keys).
 DEFAULTS: dict[str, Any] = {

@@ -15,6 +15,7 @@ import pytest
 from flask_stash.core import coherence
 from flask_stash.core.api import MISS, SupportsIncrement, SupportsLock, SupportsScan
 from flask_stash.core.backends.memcached import MemcachedBackend
+from flask_stash.core.backends.memory import MemoryBackend
 from flask_stash.core.backends.redis import RedisBackend
 from flask_stash.core.errors import BackendError, ConfigurationError
 from flask_stash.core.memoize import memoize
@@ -410,3 +411,34 @@ def test_a_forked_child_gets_its_own_listener_and_identity(
     eventually(lambda: parent.local.get(key) is MISS)  # the child's message was not "ours"
     assert parent.get(key) == b"from-child"
     assert parent.synced
+
+
+class FlakyRemote(MemoryBackend):
+    """An in-process remote whose writes fail on demand (as a timed-out server's may)."""
+
+    failing = False
+
+    def set(self, key: str, value: bytes, ttl: float | None) -> None:
+        super().set(key, value, ttl)  # made, then reported failed: the worst case
+        if self.failing:
+            raise BackendError("timed out")
+
+    def delete(self, key: str) -> bool:
+        if self.failing:
+            raise BackendError("timed out")
+        return super().delete(key)
+
+
+@pytest.mark.parametrize("write", ["set", "delete"])
+def test_a_failed_write_drops_the_local_copy(write: str) -> None:
+    remote = FlakyRemote(threshold=0)
+    tier = TieredBackend(remote)
+    tier.set("k", b"1", None)
+    assert tier.local.get("k") == b"1"
+    remote.failing = True
+    attempt = (lambda: tier.set("k", b"2", None)) if write == "set" else (lambda: tier.delete("k"))
+    with pytest.raises(BackendError):
+        attempt()
+    assert tier.local.get("k") is MISS
+    remote.failing = False
+    assert tier.get("k") == (b"2" if write == "set" else b"1")

@@ -31,7 +31,8 @@ from flask_stash.core.backends.prefixed import CallablePrefixBackend
 from flask_stash.core.errors import BackendError
 from flask_stash.core.serializers import CustomSerializer
 from flask_stash.core.store import Store
-from flask_stash.core.tier import TierSettings, tiered
+from flask_stash.core.tier import tiered
+from flask_stash.core.tiersettings import TierSettings
 
 #: What ``init_app`` adds to the store of the object it builds (serializer, error policy,
 #: key hashing...): set around the constructor call by :func:`store_options`, so the

@@ -24,22 +24,26 @@ Consistency, the trade-offs made here:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
 
-from flask_stash.core.api import MISS, TTL, Backend, Miss, SupportsPublish, check_ttl
+from flask_stash.core.api import MISS, TTL, Backend, Miss, SupportsPublish
 from flask_stash.core.backends.memory import MemoryBackend
 from flask_stash.core.coherence import Channel
 from flask_stash.core.errors import ConfigurationError
+from flask_stash.core.tiersettings import (
+    MAX_BYTES,
+    MAX_ENTRIES,
+    TTL_CAP,
+    TierSettings,
+    checked_cap,
+    positive_int,
+)
 
-#: Defaults of ``CACHE_LOCAL_TIER = True``.
-MAX_ENTRIES = 10_000
-MAX_BYTES = 64 * 2**20
-TTL_CAP = 60.0
 #: The channel's name is this plus the remote's namespace (the cache's key prefix).
 CHANNEL_PREFIX = "flask_stash:tier:"
 
@@ -47,41 +51,6 @@ CHANNEL_PREFIX = "flask_stash:tier:"
 _MIRRORED = ("atomic_add", "ejects_failed_nodes", "clock", "native_errors", "namespace")
 # Abilities passed straight to ``remote`` (isinstance checks see exactly its capabilities).
 _FORWARDED = ("acquire_lock", "release_lock", "publish", "subscribe", "scan", "evictions")
-
-
-@dataclass(frozen=True)
-class TierSettings:
-    """The tier's bounds, checked when made (``CACHE_LOCAL_TIER`` reads into one)."""
-
-    max_entries: int = MAX_ENTRIES
-    max_bytes: int | None = MAX_BYTES
-    ttl: float = TTL_CAP
-    channel: str | None = None
-
-    def __post_init__(self) -> None:
-        _positive_int("max_entries", self.max_entries)
-        if self.max_bytes is not None:
-            _positive_int("max_bytes", self.max_bytes)
-        object.__setattr__(self, "ttl", _checked_cap(self.ttl))
-        if self.channel is not None and (not isinstance(self.channel, str) or not self.channel):
-            raise ConfigurationError(f"in-process tier channel must be a name: {self.channel!r}")
-
-    @classmethod
-    def parse(cls, value: object) -> TierSettings | None:
-        """``None``/``False``: no tier; ``True``: the defaults; a dict: some of the fields."""
-        if value is None or value is False:
-            return None
-        if value is True:
-            return cls()
-        if not isinstance(value, Mapping):
-            raise ConfigurationError(
-                f"expected None, True, False or a dict of settings, not {value!r}"
-            )
-        unknown = sorted(set(value) - {f.name for f in fields(cls)})
-        if unknown:
-            known = ", ".join(f.name for f in fields(cls))
-            raise ConfigurationError(f"unknown setting(s) {unknown} (known: {known})")
-        return cls(**value)
 
 
 class TieredBackend:
@@ -115,9 +84,9 @@ class TieredBackend:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.remote = remote
-        self.ttl = _checked_cap(ttl)
-        self.max_entries = _positive_int("max_entries", max_entries)
-        self.max_bytes = None if max_bytes is None else _positive_int("max_bytes", max_bytes)
+        self.ttl = checked_cap(ttl)
+        self.max_entries = positive_int("max_entries", max_entries)
+        self.max_bytes = None if max_bytes is None else positive_int("max_bytes", max_bytes)
         self._clock = clock
         self.local = self._new_local()
         self.max_key_length = remote.max_key_length
@@ -172,38 +141,40 @@ class TieredBackend:
 
     def set(self, key: str, value: bytes, ttl: TTL) -> None:
         epoch = self.epoch
-        self.remote.set(key, value, ttl)
+        with self._on_failure([key]):
+            self.remote.set(key, value, ttl)
         self._written(epoch, {key: value}, ttl)
 
     def set_many(self, items: Mapping[str, bytes], ttl: TTL) -> None:
         epoch = self.epoch
-        self.remote.set_many(items, ttl)
+        with self._on_failure(list(items)):
+            self.remote.set_many(items, ttl)
         self._written(epoch, dict(items), ttl)
 
     def add(self, key: str, value: bytes, ttl: TTL) -> bool:
         epoch = self.epoch
-        if not self.remote.add(key, value, ttl):
-            return False
+        with self._on_failure([key]):
+            if not self.remote.add(key, value, ttl):
+                return False
         self._written(epoch, {key: value}, ttl)
         return True
 
     def delete(self, key: str) -> bool:
-        try:
-            return self.remote.delete(key)
-        finally:
-            self._changed([key])
+        with self._on_failure([key]):
+            found = self.remote.delete(key)
+        self._changed([key])
+        return found
 
     def delete_many(self, keys: Sequence[str]) -> int:
-        try:
-            return self.remote.delete_many(keys)
-        finally:
-            self._changed(list(keys))
+        with self._on_failure(list(keys)):
+            count = self.remote.delete_many(keys)
+        self._changed(list(keys))
+        return count
 
     def clear(self) -> None:
-        try:
+        with self._on_failure(None):
             self.remote.clear()
-        finally:
-            self._changed(None)
+        self._changed(None)
 
     def close(self) -> None:
         if self.channel is not None:
@@ -236,12 +207,7 @@ class TieredBackend:
             self.local.clear()
 
     def invalidate(self, keys: Sequence[str] | None) -> None:
-        with self._lock:
-            self.epoch += 1
-            if keys is None:
-                self.local.clear()
-            else:
-                self.local.delete_many(keys)
+        self._drop(keys)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -271,23 +237,38 @@ class TieredBackend:
         self._publish(list(items))
 
     def _changed(self, keys: list[str] | None) -> None:
+        """After a change in ``remote``: drop ``keys`` here, then in the other processes."""
+        self._drop(keys)
+        self._publish(keys)
+
+    def _drop(self, keys: Sequence[str] | None) -> None:
         with self._lock:
             self.epoch += 1
             if keys is None:
                 self.local.clear()
             else:
                 self.local.delete_many(keys)
-        self._publish(keys)
+
+    @contextlib.contextmanager
+    def _on_failure(self, keys: list[str] | None) -> Iterator[None]:
+        """A write that failed may still have been made (a timeout): drop ``keys`` here.
+        Nothing is published: the backend is failing; a failed delete, clear or stamp bump
+        is replayed by the store once it answers, and publishes then."""
+        try:
+            yield
+        except BaseException:
+            self._drop(keys)
+            raise
 
     def _publish(self, keys: list[str] | None) -> None:
         if self.channel is not None:
             self.channel.publish(keys)
 
     def _incr(self, key: str, delta: int, ttl: TTL) -> int:
-        try:
-            return self.remote.incr(key, delta, ttl)  # type: ignore[attr-defined,no-any-return]
-        finally:
-            self._changed([key])
+        with self._on_failure([key]):
+            result: int = self.remote.incr(key, delta, ttl)  # type: ignore[attr-defined]
+        self._changed([key])
+        return result
 
     def _new_local(self) -> MemoryBackend:
         return MemoryBackend(self.max_entries, None, max_bytes=self.max_bytes, clock=self._clock)
@@ -368,21 +349,6 @@ def _after_fork(ref: weakref.ref[TieredBackend]) -> None:
     tier = ref()
     if tier is not None:
         tier.after_fork()
-
-
-def _checked_cap(ttl: object) -> float:
-    if ttl is None:
-        raise ConfigurationError("the in-process tier needs a ttl cap (seconds), not None")
-    try:
-        return float(check_ttl(ttl))  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"in-process tier ttl: {exc}") from None
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"in-process tier {name} must be a positive integer: {value!r}")
-    return value
 
 
 __all__ = ["TierSettings", "TieredBackend", "tiered"]

@@ -131,3 +131,12 @@ def test_delete_memoized_in_one_app_reaches_the_other(redis_single: Server) -> N
     apps[0].clear()
     for cache in apps:
         cache.store.close()
+
+
+def test_reads_from_replicas_are_refused() -> None:
+    app = make_app(
+        CACHE_URL="redis+sentinel://127.0.0.1:1/mymaster/0?read_from_replicas=true",
+        CACHE_LOCAL_TIER=True,
+    )
+    with pytest.raises(ConfigurationError, match="read_from_replicas"):
+        Cache().init_app(app)

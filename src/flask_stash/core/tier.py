@@ -325,6 +325,11 @@ def tiered(remote: Backend, settings: TierSettings | None) -> Backend:
             f"CACHE_LOCAL_TIER needs a shared backend (Redis, memcached, file system); "
             f"{type(remote).__name__} keeps its entries in this process already"
         )
+    if getattr(remote, "reads_from_replicas", False):
+        raise ConfigurationError(
+            "CACHE_LOCAL_TIER cannot be combined with read_from_replicas: a replica can "
+            "answer with the value an invalidation just replaced, and the tier would keep it"
+        )
     return TieredBackend(
         remote,
         max_entries=settings.max_entries,

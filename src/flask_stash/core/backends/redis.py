@@ -76,6 +76,8 @@ class RedisCommands(BaseBackend, Generic[C]):
     _reader: C | None = None
     _owns_client = True
     _use_unlink = True
+    #: Whether reads may be answered by replicas, which lag behind the master.
+    reads_from_replicas = False
 
     @property
     def client(self) -> C:

@@ -53,6 +53,12 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_BREAKER_THRESHOLD": 3,
     "CACHE_BREAKER_BACKOFF": 1.0,
     "CACHE_BREAKER_MAX_BACKOFF": 30.0,
+    "CACHE_NAME": None,  # default: "default" for an app's first cache, "cache2"...
+    "CACHE_METRICS_URL": None,
+    "CACHE_TRACING": None,  # default: on for shared backends when opentelemetry-api is there
+    "CACHE_DASHBOARD": False,
+    "CACHE_DASHBOARD_URL": "/_stash",
+    "CACHE_DASHBOARD_ACCESS": None,
     "CACHE_LOCAL_TIER": None,
     # CACHE_THRESHOLD, CACHE_DIR, CACHE_FILE_HASH_METHOD, CACHE_REDIS_*, CACHE_MEMCACHED_*
     **BACKEND_DEFAULTS,
@@ -105,6 +111,13 @@ class CacheConfig:
     protection: Protection
     #: ``(threshold, backoff, max_backoff)`` of each backend's circuit breaker.
     breaker: tuple[int, float, float]
+    #: ``CACHE_NAME``: how ``flask stash --cache`` and the metrics' ``cache`` label name it.
+    name: str | None
+    metrics_url: str | None
+    #: ``CACHE_TRACING``: ``None`` (automatic), ``True`` or ``False``.
+    tracing: bool | None
+    #: ``(enabled, url, access)`` of the dashboard (``CACHE_DASHBOARD*``).
+    dashboard: tuple[bool, str, Callable[[], bool] | None]
     #: ``CACHE_LOCAL_TIER``: the in-process tier in front of a shared backend, or ``None``.
     local_tier: TierSettings | None
     raw: Mapping[str, Any] = field(repr=False)
@@ -161,6 +174,10 @@ def read(merged: Mapping[str, Any]) -> CacheConfig:
         key_audit=_bool(merged, "CACHE_KEY_AUDIT"),
         protection=_protection(merged),
         breaker=_breaker(merged),
+        name=_optional_str(merged, "CACHE_NAME"),
+        metrics_url=_url_path(merged, "CACHE_METRICS_URL"),
+        tracing=_optional_bool(merged, "CACHE_TRACING"),
+        dashboard=_dashboard(merged),
         local_tier=_local_tier(merged),
         raw=dict(merged),
     )
@@ -214,6 +231,22 @@ def _breaker(merged: Mapping[str, Any]) -> tuple[int, float, float]:
     return threshold, backoff, most
 
 
+def _dashboard(merged: Mapping[str, Any]) -> tuple[bool, str, Callable[[], bool] | None]:
+    access = merged["CACHE_DASHBOARD_ACCESS"]
+    if access is not None and not callable(access):
+        raise ConfigurationError(
+            f"CACHE_DASHBOARD_ACCESS must be a function returning True or False, not {access!r}"
+        )
+    return _bool(merged, "CACHE_DASHBOARD"), dashboard_url(merged["CACHE_DASHBOARD_URL"]), access
+
+
+def dashboard_url(url: object, name: str = "CACHE_DASHBOARD_URL") -> str:
+    """The dashboard's path, without its trailing slash: ``"/_stash"``."""
+    if not isinstance(url, str) or not url.startswith("/") or url.rstrip("/") == "":
+        raise ConfigurationError(f"{name} must be a path such as '/_stash', not {url!r}")
+    return url.rstrip("/")
+
+
 def _local_tier(merged: Mapping[str, Any]) -> TierSettings | None:
     try:
         return TierSettings.parse(merged["CACHE_LOCAL_TIER"])
@@ -257,6 +290,17 @@ def _bool(merged: Mapping[str, Any], key: str) -> bool:
     value = merged[key]
     if not isinstance(value, bool):
         raise ConfigurationError(f"{key} must be True or False, not {value!r}")
+    return value
+
+
+def _optional_bool(merged: Mapping[str, Any], key: str) -> bool | None:
+    return None if merged[key] is None else _bool(merged, key)
+
+
+def _url_path(merged: Mapping[str, Any], key: str) -> str | None:
+    value = _optional_str(merged, key)
+    if value is not None and not value.startswith("/"):
+        raise ConfigurationError(f"{key} must be a URL path starting with '/', not {value!r}")
     return value
 
 

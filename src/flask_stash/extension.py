@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
-from flask import Flask, current_app, has_app_context
+from flask import Blueprint, Flask, current_app, has_app_context
 
 from flask_stash import config as config_module
-from flask_stash import factory, health, workers
+from flask_stash import dashboard as dashboard_module
+from flask_stash import factory, health, observe, workers
 from flask_stash import memoize as memo
+from flask_stash import warmup as warmups
 from flask_stash.core.report import Report, report
 from flask_stash.core.stats import Stats
 from flask_stash.core.store import Store, Timeout
+from flask_stash.registry import EXTENSION_KEY
 from flask_stash.routed import redefined_methods
 from flask_stash.signing import check_signing
 from flask_stash.state import AppState
 from flask_stash.views import decorator as views
 from flask_stash.views import requestend
-
-EXTENSION_KEY = "flask-stash"
 
 
 class Cache:
@@ -72,6 +73,7 @@ class Cache:
             app, settings, built.store, built.backend_object
         )
         requestend.install(app)
+        observe.install(app, self, settings, built.store)
         if self.with_jinja2_ext:
             from flask_stash.jinja import install
 
@@ -79,6 +81,8 @@ class Cache:
         self._apps = [ref for ref in self._apps if ref() is not None and ref() is not app]
         self._apps.append(weakref.ref(app))
         self.only_state = self.state(app) if len(self._apps) == 1 else None
+        if settings.dashboard[0]:
+            self.dashboard(app)
 
     # -- per-app state ----------------------------------------------------------------
 
@@ -150,9 +154,70 @@ class Cache:
         probe_key = store.backend_key("__flask_stash_ping__")
         return store.gate.ping(lambda: store.backend.get(probe_key))
 
+    def dashboard(
+        self,
+        app: Flask | None = None,
+        *,
+        url: str | None = None,
+        access: Callable[[], bool] | None = None,
+    ) -> Blueprint:
+        """Serve a page showing what the cache does at ``url`` (``CACHE_DASHBOARD_URL``,
+        ``/_stash`` by default), its figures as JSON at ``url + "/data"``.
+
+        ``access()`` (``CACHE_DASHBOARD_ACCESS``) is called in each dashboard request and
+        says whether the current user may see it (403 otherwise). Without it the dashboard
+        answers in debug mode only (404 otherwise): never expose it in production without
+        a check (``docs/observability.md``). ``CACHE_DASHBOARD = True`` calls this at
+        :meth:`init_app`.
+        """
+        return dashboard_module.install(app or self._current_app(), self, url=url, access=access)
+
     @property
     def statistics(self) -> Stats:
         return self.state().store.stats
+
+    # -- observability: warm-ups and metrics (docs/observability.md) --------------------
+
+    def warmup(
+        self,
+        fn: warmups.WarmupFunction | None = None,
+        *,
+        name: str | None = None,
+        length: int | None = None,
+    ) -> Any:
+        """Register ``fn`` for ``flask stash warm``: ``@cache.warmup`` or
+        ``@cache.warmup(name=..., length=...)``. It takes no arguments, runs in the app
+        context, and may yield items (each advances the progress bar; ``length`` says how
+        many, when known). Returns ``fn`` unchanged."""
+
+        def register(fn: warmups.WarmupFunction) -> warmups.WarmupFunction:
+            warmups.add(self, fn, name, length)
+            return fn
+
+        return register if fn is None else register(fn)
+
+    def add_warmup(
+        self, fn: warmups.WarmupFunction, *, name: str | None = None, length: int | None = None
+    ) -> None:
+        """Register ``fn`` for ``flask stash warm`` (see :meth:`warmup`)."""
+        warmups.add(self, fn, name, length)
+
+    def metrics_endpoint(
+        self,
+        app: Flask,
+        url: str = "/metrics",
+        *,
+        check: Callable[[], bool] | None = None,
+        endpoint: str = "flask_stash_metrics",
+    ) -> None:
+        """Serve Prometheus metrics at ``url`` (needs ``flask-stash[prometheus]``): this
+        app's caches' figures (every process's on a shared backend) plus the
+        ``prometheus_client`` registry (aggregated over processes under
+        ``PROMETHEUS_MULTIPROC_DIR``). ``check()`` returning false answers 403.
+        ``CACHE_METRICS_URL`` does the same from configuration."""
+        from flask_stash import metrics
+
+        metrics.mount(app, url, check=check, endpoint=endpoint)
 
     # -- the direct API (Flask-Caching's names and return values) ----------------------
 
@@ -162,8 +227,20 @@ class Cache:
     def has(self, key: str) -> bool:
         return bool(self.cache.has(key))
 
-    def set(self, key: str, value: Any, timeout: Timeout = None) -> bool:
+    def set(
+        self, key: str, value: Any, timeout: Timeout = None, *, tags: Iterable[str] = ()
+    ) -> bool:
+        """Store ``value`` (Flask-Caching's ``set``). ``tags``: :meth:`invalidate_tags` of
+        one of them drops the entry (its ``get`` then reads the tags' stamps too)."""
+        if tags:
+            return bool(self.cache.set(key, value, timeout=timeout, tags=tuple(tags)))
         return bool(self.cache.set(key, value, timeout=timeout))
+
+    def invalidate_tags(self, *tags: str) -> bool:
+        """Invalidate every entry carrying one of ``tags`` (``tags=`` of ``memoize``,
+        ``cached`` and ``set``), in O(1) per tag, on every process sharing the backend.
+        ``False`` if the backend failed (the invalidation is queued and replayed)."""
+        return self.state().store.invalidate_tags(tags)
 
     def add(self, key: str, value: Any, timeout: Timeout = None) -> bool:
         return bool(self.cache.add(key, value, timeout=timeout))

@@ -23,6 +23,7 @@ from flask_stash.core.keys import qualified_name
 from flask_stash.core.memoize import MemoizedFunction
 from flask_stash.core.pipeline import ARefresh, Refresh, Ticket, afetch, amiss, fetch, miss
 from flask_stash.core.stats import readable_name
+from flask_stash.core.tags import TagsOption, tags_of
 from flask_stash.protection import protection_for, protection_overrides
 from flask_stash.routed import routed_key, routed_wrapper
 from flask_stash.signals import cache_memoize_hit, cache_memoize_miss
@@ -52,6 +53,7 @@ class Memo:
         self.source_check = options["source_check"]
         self.args_to_ignore: Sequence[str] = options["args_to_ignore"] or ()
         self.overrides = protection_overrides(options)
+        self.tags = tags_of(options["tags"])
         self.wrapper: Any = None
         #: Whether a call needs more than a key and a read (per-call options to test).
         self.plain = not (self.unless or self.forced_update or self.is_stale or self.make_name)
@@ -105,6 +107,7 @@ class Memo:
             scope=readable_name(self.fn),
             call_key=call_key,
             spawn=state.spawn,
+            tags=self.tags,
         )
 
     def signal(
@@ -129,7 +132,8 @@ class Memo:
             return None
         spec = self.helper(state)
         try:
-            where = Lookup(spec.key(args, kwargs), spec.version_keys(args), spec.plan.scope)
+            vkeys = spec.version_keys(args, kwargs)
+            where = Lookup(spec.key(args, kwargs), vkeys, spec.plan.scope)
         except Exception as exc:  # a key that cannot be built must not lose the call
             state.store.policy.handle(exc, "memoize key")
             return None
@@ -205,12 +209,15 @@ def memoize(
     fail_safe: float | None = None,
     jitter: float | None = None,
     stampede: bool | None = None,
+    tags: TagsOption = None,
 ) -> Callable[[Callable[P, R]], protocols.MemoizedFunction[P, R]]:
     """Cache a function's result per argument set (Flask-Caching's ``memoize``).
 
     Ours, keyword-only (``None``: the app's setting): ``stale`` seconds of
     stale-while-revalidate, ``early_refresh`` (XFetch beta), ``fail_safe`` seconds,
-    ``jitter`` fraction, ``stampede=False`` to switch stampede protection off.
+    ``jitter`` fraction, ``stampede=False`` to switch stampede protection off, ``tags``
+    (strings and callables of the call's arguments; ``cache.invalidate_tags`` drops every
+    entry carrying one, see ``docs/tags-and-tiers.md``).
 
     The wrapper keeps the signature and has ``uncached``, ``cache_timeout`` (read at each
     store, so it can be changed), ``make_cache_key(f, *args, **kwargs)`` and
@@ -221,6 +228,7 @@ def memoize(
     if timeout is not None:
         options["timeout"] = normalize_timeout(timeout)
     protection_overrides(options)  # bad values fail here, not at decoration or first call
+    tags_of(tags)
 
     def decorate(fn: Callable[P, R]) -> protocols.MemoizedFunction[P, R]:
         if isinstance(fn, (classmethod, staticmethod)):
@@ -260,7 +268,7 @@ def _wrapper(memo: Memo) -> Callable[..., Any]:
         spec = memo.helper(state)
         if not spec.lean:
             return None
-        stamp = None if spec.per_instance else spec.function_stamp
+        stamp = None if spec.dynamic_stamps else spec.function_stamp
         fast = (state, spec, spec.key, spec.store, spec.store.clock, spec.plan, stamp)
         bound[0] = fast
         return fast
@@ -274,10 +282,10 @@ def _wrapper(memo: Memo) -> Callable[..., Any]:
             _, spec, key_of, store, clock, plan, stamp = fast
             try:
                 key = key_of(args, kwargs)
+                vkeys = stamp if stamp is not None else spec.version_keys(args, kwargs)
             except Exception:  # the full path reports it
                 key = None
         if fast is not None and key is not None:
-            vkeys = stamp if stamp is not None else spec.version_keys(args)
             entry, version = store.read_stored(key, vkeys)
             if entry is not MISS and (entry.fresh_until is None or clock() < entry.fresh_until):
                 plan.hit(entry.cost)

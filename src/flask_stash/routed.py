@@ -38,7 +38,7 @@ def routed_key(memo: Memo, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str
     of the function's (and instance's) current version stamps."""
     state = memo.cache.state()
     spec = memo.helper(state)
-    vkeys = spec.version_keys(args) if spec.per_instance else spec.function_stamp
+    vkeys = spec.version_keys(args, kwargs) if spec.dynamic_stamps else spec.function_stamp
     stamps = _stamps(state.store, vkeys)
     if stamps is None:  # already counted and logged: the caller runs the function uncached
         raise BackendError("the version stamps could not be read or created")

@@ -24,8 +24,9 @@ VIEWS = "Views"
 STAMPEDE = "Stampede protection"
 REDIS = "Redis"
 MEMCACHED = "memcached"
+OBSERVABILITY = "Observability"
 
-SECTIONS = (BACKEND, BEHAVIOUR, VIEWS, STAMPEDE, REDIS, MEMCACHED)
+SECTIONS = (BACKEND, BEHAVIOUR, VIEWS, STAMPEDE, OBSERVABILITY, REDIS, MEMCACHED)
 
 SETTINGS: dict[str, SettingDoc] = {
     "CACHE_TYPE": SettingDoc(
@@ -210,6 +211,44 @@ SETTINGS: dict[str, SettingDoc] = {
     ),
     "CACHE_BREAKER_MAX_BACKOFF": SettingDoc(
         "seconds", BEHAVIOUR, "Longest wait between two probes of a failing backend."
+    ),
+    "CACHE_NAME": SettingDoc(
+        "str | None",
+        OBSERVABILITY,
+        "The cache's name for `flask stash --cache NAME` and the `cache` label of the "
+        "metrics. Default: `default` for an app's first cache, `cache2`, `cache3`... for "
+        "the others (in `init_app` order); two caches of one app cannot share a name.",
+    ),
+    "CACHE_METRICS_URL": SettingDoc(
+        "str | None",
+        OBSERVABILITY,
+        "Serve Prometheus metrics at this path (`/metrics`); needs "
+        "`pip install flask-stash[prometheus]`. See docs/observability.md#metrics.",
+    ),
+    "CACHE_TRACING": SettingDoc(
+        "bool | None",
+        OBSERVABILITY,
+        "OpenTelemetry spans around backend calls. `None`: on for shared backends "
+        "(Redis, memcached, file system) when `opentelemetry-api` is installed and a "
+        "tracer provider is set up at `init_app`, off otherwise; `True`: on for every "
+        "backend (fails at `init_app` without `opentelemetry-api`); `False`: off.",
+    ),
+    "CACHE_DASHBOARD": SettingDoc(
+        "bool",
+        OBSERVABILITY,
+        "Serve the dashboard (`docs/observability.md`) at `CACHE_DASHBOARD_URL`. It answers "
+        "only in debug mode unless `CACHE_DASHBOARD_ACCESS` is set: never expose it in "
+        "production without an access check.",
+    ),
+    "CACHE_DASHBOARD_URL": SettingDoc(
+        "str (a path)", OBSERVABILITY, "Where the dashboard is served (its JSON under `/data`)."
+    ),
+    "CACHE_DASHBOARD_ACCESS": SettingDoc(
+        "callable | None",
+        OBSERVABILITY,
+        "`access()`, called in each dashboard request, returns whether the current user may "
+        "see it (`False`: 403). Set, it is required in debug mode too; unset, the dashboard "
+        "answers only in debug mode (404 otherwise).",
     ),
     "CACHE_LOCK_LEASE": SettingDoc(
         "seconds", STAMPEDE, "Lease of the cross-process lock held while computing."

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
 
-from flask_stash.core.breaker import CLOSED, HALF_OPEN, OPEN, Breaker, describe
+from flask_stash.core.breaker import CLOSED, HALF_OPEN, OPEN, Breaker, Health, describe
 from flask_stash.core.errors import BackendError
 from flask_stash.testing import FakeClock
 
@@ -113,3 +116,81 @@ def test_the_driver_error_is_named_not_the_wrapper() -> None:
 def test_bad_settings_are_refused(args: tuple[float, ...], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Breaker(*args)  # type: ignore[arg-type]
+
+
+def test_a_new_breaker_reports_a_healthy_backend(clock: FakeClock) -> None:
+    breaker = Breaker(clock=clock)
+    clock.advance(100)
+    assert breaker.health() == Health(CLOSED, 0, 0, 0.0, "")
+    assert breaker.health().healthy
+
+
+def test_the_end_of_an_outage_reports_it_and_resets_everything(clock: FakeClock) -> None:
+    breaker = Breaker(1, 1.0, 8.0, clock=clock)
+    clock.advance(10)
+    breaker.failed(down())
+    clock.advance(0.5)
+    assert not breaker.admit()
+    assert not breaker.admit()
+    assert breaker.health() == Health(OPEN, 1, 2, 0.5, "TimeoutError: timed out")
+    clock.advance(0.5)
+    assert breaker.admit()  # the probe
+    assert breaker.succeeded() == Health(HALF_OPEN, 1, 2, 1.0, "TimeoutError: timed out")
+    clock.advance(3)
+    assert breaker.health() == Health(CLOSED, 0, 0, 0.0, "")
+    # The next outage starts from the first back-off again, and counts from its own start.
+    breaker.failed(down())
+    assert breaker.health().failing_for == 0.0
+    clock.advance(0.999)
+    assert not breaker.admit()
+    clock.advance(0.001)
+    assert breaker.admit()
+
+
+def test_an_outage_ends_once_when_two_calls_succeed_together(clock: FakeClock) -> None:
+    """Two threads both see the outage and both report a success: one ends it."""
+    breaker = Breaker(3, clock=clock)
+    breaker.failed(down())
+    waiting = threading.Semaphore(0)
+
+    class Watched:
+        """The breaker's lock, saying when a thread is about to wait for it."""
+
+        def __init__(self, lock: Any) -> None:
+            self.lock = lock
+
+        def __enter__(self) -> None:
+            waiting.release()
+            self.lock.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            self.lock.release()
+
+    inner = threading.Lock()
+    breaker._lock = Watched(inner)  # type: ignore[assignment]
+    ended: list[Health | None] = []
+    with inner:  # both threads pass the unlocked check, then wait here
+        threads = [threading.Thread(target=lambda: ended.append(breaker.succeeded()))]
+        threads.append(threading.Thread(target=lambda: ended.append(breaker.succeeded())))
+        for thread in threads:
+            thread.start()
+        waiting.acquire()
+        waiting.acquire()
+    for thread in threads:
+        thread.join()
+    assert sorted(ended, key=lambda health: health is None) == [
+        Health(CLOSED, 1, 0, 0.0, "TimeoutError: timed out"),
+        None,
+    ]
+
+
+def test_backoff_may_equal_its_maximum(clock: FakeClock) -> None:
+    breaker = Breaker(1, 2.0, 2.0, clock=clock)
+    breaker.failed(down())
+    clock.advance(2)
+    assert breaker.admit()
+    breaker.failed(down())
+    clock.advance(1.999)
+    assert not breaker.admit()
+    clock.advance(0.001)
+    assert breaker.admit()

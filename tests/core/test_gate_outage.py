@@ -296,3 +296,22 @@ def test_a_lock_whose_command_timed_out_is_released_once_the_backend_answers(
     store.get("anything")  # the first call after the outage replays the release first
     assert backend.locks == {}
     assert backend.calls[-2:] == ["release_lock", "get"]
+
+
+def test_too_many_invalidations_in_an_outage_clear_the_store_once_it_answers(
+    backend: Switchable, monotonic: FakeClock
+) -> None:
+    """Past the queue's limit, the invalidations are replaced by a clear of the namespace:
+    no entry written before the outage may be served after it."""
+    store = store_on(backend, monotonic, threshold=1)
+    store.gate.pending.limit = 2
+    for key in ("a", "b", "c"):
+        store.set(key, key)
+    backend.down = True
+    for key in ("a", "b", "c"):
+        store.delete(key)  # the third overflows the queue
+    assert store.gate.pending.overflowed
+    backend.down = False
+    monotonic.advance(1.0)
+    assert store.get_many(["a", "b", "c"]) == [MISS, MISS, MISS]
+    assert len(store.gate.pending) == 0

@@ -26,6 +26,19 @@ def test_evicts_least_recently_used_beyond_threshold(clock: FakeClock) -> None:
     assert backend.get_many(["a", "c", "d"]) == [b"a", b"c", b"d"]
 
 
+def test_evictions_count_live_entries_dropped_for_room(clock: FakeClock) -> None:
+    backend = MemoryBackend(threshold=2, clock=clock)
+    assert backend.evictions() == 0
+    backend.set("gone", b"x", 1)
+    clock.advance(2)
+    for key in "abc":
+        backend.set(key, key.encode(), None)
+    assert backend.evictions() == 1  # "a" went for room; the expired entry is not counted
+    backend.set("d", b"d", None)
+    backend.set("e", b"e", None)
+    assert backend.evictions() == 3
+
+
 def test_bounded_by_bytes(clock: FakeClock) -> None:
     per_entry = 1 + 100 + ENTRY_OVERHEAD
     backend = MemoryBackend(threshold=0, max_bytes=per_entry * 4, clock=clock)

@@ -84,3 +84,15 @@ def test_defaults() -> None:
     errors = ErrorPolicy(Stats())
     assert errors.fail_open is True
     assert errors.log_interval == 30.0
+
+
+def test_every_error_handled_is_kept_for_the_dashboard(clock: FakeClock) -> None:
+    errors = policy(clock)
+    errors.handle(BackendError("down"), "get", quiet=True)
+    with pytest.raises(ValueError):
+        policy(clock, fail_open=False).handle(ValueError("x"), "set")
+    errors.handle(ValueError("no key"), "memoize key")
+    assert [(e.operation, e.message, e.count) for e in errors.recent.entries()] == [
+        ("memoize key", "ValueError: no key", 1),
+        ("get", "BackendError: down", 1),
+    ]

@@ -109,3 +109,11 @@ def test_memcached_reports_its_servers_evictions(memcached_pair: list[servers.Se
     addresses = [node.address for node in memcached_pair]
     with contextlib.closing(MemcachedBackend(addresses)) as memcached:
         assert report(Store(memcached), everyone=False).evictions == 0
+
+
+def test_a_report_is_still_the_plain_counter_dict() -> None:
+    store = Store(MemoryBackend())
+    store.stats.record(HIT, "f", 0.1)
+    result = report(store)
+    assert isinstance(result, dict)
+    assert json.loads(json.dumps(result)) == {HIT: {"f": 1}}  # jsonify(cache.stats()) as before

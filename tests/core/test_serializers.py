@@ -1,15 +1,30 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import json
 import pickle
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
 
 from flask_stash.core.backends.memory import MemoryBackend
-from flask_stash.core.errors import ConfigurationError, SerializationError, UndecodableEntry
-from flask_stash.core.serializers import JsonSerializer, PickleSerializer
+from flask_stash.core.errors import (
+    ConfigurationError,
+    SerializationError,
+    SignatureMismatch,
+    UndecodableEntry,
+)
+from flask_stash.core.serializers import (
+    CustomSerializer,
+    JsonSerializer,
+    PickleSerializer,
+    Serializer,
+)
+from flask_stash.core.signing import derive_key
 from flask_stash.core.stats import UNDECODABLE
 from flask_stash.core.store import Store
 
@@ -134,3 +149,190 @@ def test_store_counts_foreign_entries_as_misses() -> None:
     assert as_json.stats.get(UNDECODABLE) == 1
     assert signed.stats.get(UNDECODABLE) == 1
     assert pickled.get("a") == [1, 2]
+
+
+# -- the blob format, pinned ---------------------------------------------------------------
+
+
+def _mac(secret: str, label: bytes, payload: bytes) -> bytes:
+    return hmac.new(derive_key(secret, label), payload, hashlib.sha256).digest()
+
+
+def test_plain_blobs_are_a_marker_then_the_payload() -> None:
+    assert PickleSerializer().dumps([1]) == b"fs1p" + pickle.dumps([1], pickle.HIGHEST_PROTOCOL)
+    assert JsonSerializer().dumps([1, "a"]) == b'fs1j[1,"a"]'
+    assert CustomSerializer(_Upper()).dumps("ab") == b"fs1uAB"
+
+
+@pytest.mark.parametrize(
+    ("make", "mark", "label", "payload"),
+    [
+        (PickleSerializer, b"fs2s", b"entry:pickle", pickle.dumps([1], pickle.HIGHEST_PROTOCOL)),
+        (JsonSerializer, b"fs2j", b"entry:json", b"[1]"),
+        (lambda **keys: CustomSerializer(_Upper(), **keys), b"fs2u", b"entry:custom", b"[1]"),
+    ],
+)
+def test_signed_blobs_are_marker_mac_payload_with_a_key_per_format(
+    make: Callable[..., Serializer], mark: bytes, label: bytes, payload: bytes
+) -> None:
+    serializer = make(signing_key="secret")
+    blob = serializer.dumps([1])
+    assert blob == mark + _mac("secret", label, payload) + payload
+    assert serializer.loads(blob) == [1]
+    # Signed with a fallback key: accepted, and new blobs use the current key.
+    rotated = make(signing_key="new", fallback_keys=["older", "secret"])
+    assert rotated.loads(blob) == [1]
+    assert rotated.dumps([1]) == mark + _mac("new", label, payload) + payload
+    with pytest.raises(SignatureMismatch, match=r"^signature mismatch: tampered, or signed"):
+        make(signing_key="new", fallback_keys=["older"]).loads(blob)
+
+
+def test_names_and_secrets() -> None:
+    assert JsonSerializer().name == "json"
+    assert JsonSerializer(signing_key="k").name == "json-signed"
+    assert CustomSerializer(_Upper()).name == "_Upper"
+    assert CustomSerializer(_Upper(), signing_key="k").name == "_Upper"
+    for make in (PickleSerializer, JsonSerializer, lambda **k: CustomSerializer(_Upper(), **k)):
+        assert make().secrets == (None, ())
+        assert not make().signed
+        assert make().signer is None
+        signed = make(signing_key="k", fallback_keys=iter(["old"]))
+        assert signed.secrets == ("k", ("old",))
+        assert signed.signed
+
+
+@pytest.mark.parametrize("make", [PickleSerializer, JsonSerializer])
+def test_fallback_keys_without_a_signing_key_are_refused(make: Callable[..., Serializer]) -> None:
+    with pytest.raises(ConfigurationError, match=r"^fallback_keys need a signing_key$"):
+        make(fallback_keys=["old"])
+
+
+# -- what a refused blob says ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("serializer", "blob", "message"),
+    [
+        (PickleSerializer(), b"fs1jab", "format marker b'fs1j' is not b'fs1p'"),
+        (PickleSerializer(), b"fs", "format marker b'fs' is not b'fs1p'"),
+        (JsonSerializer(), b"fs1p[1]", "format marker b'fs1p' is not b'fs1j'"),
+        (JsonSerializer(), b"fs1jX", "corrupt tagged JSON: JSONDecodeError: "),
+        (
+            PickleSerializer(signing_key="k"),
+            b"fs1p" + pickle.dumps(1),
+            "unsigned or foreign entry refused: format marker b'fs1p' is not b'fs2s'",
+        ),
+        (
+            JsonSerializer(signing_key="k"),
+            b"fs2s" + bytes(40),
+            "unsigned or foreign entry refused: format marker b'fs2s' is not b'fs2j'",
+        ),
+    ],
+)
+def test_refusals_name_the_marker_found_and_expected(
+    serializer: Serializer, blob: bytes, message: str
+) -> None:
+    with pytest.raises(UndecodableEntry) as info:
+        serializer.loads(blob)
+    assert str(info.value).startswith(message)
+    assert type(info.value) is UndecodableEntry
+
+
+def test_corrupt_pickles_are_undecodable_signed_or_not() -> None:
+    with pytest.raises(UndecodableEntry, match=r"^corrupt pickle: UnpicklingError\("):
+        PickleSerializer().loads(b"fs1p\x80\x05garbage")
+    # A valid MAC over a payload that is not a pickle: checked, then refused.
+    payload = b"\x80\x05garbage"
+    blob = b"fs2s" + _mac("k", b"entry:pickle", payload) + payload
+    with pytest.raises(UndecodableEntry, match=r"^corrupt pickle: UnpicklingError\("):
+        PickleSerializer(signing_key="k").loads(blob)
+
+
+def test_unpicklable_values_name_their_type() -> None:
+    with pytest.raises(SerializationError, match=r"^cannot pickle function: "):
+        PickleSerializer().dumps(lambda: None)
+
+
+# -- an application's serializer -----------------------------------------------------------
+
+
+class _Upper:
+    """A cachelib-style serializer: ``str`` out, ``bytes`` in, refusing what it cannot do."""
+
+    def __init__(self, returns: object = "") -> None:
+        self.returns = returns
+        self.loaded: list[object] = []
+
+    def dumps(self, obj: object) -> object:
+        if isinstance(obj, list):
+            return json.dumps(obj, separators=(",", ":"))
+        if not isinstance(obj, str):
+            raise TypeError("strings only")
+        return obj.upper() if self.returns == "" else self.returns
+
+    def loads(self, data: bytes) -> object:
+        self.loaded.append(data)
+        if data.startswith(b"["):
+            return json.loads(data)
+        if not data.isupper():
+            raise ValueError("not upper case")
+        return data.decode().lower()
+
+
+def test_custom_serializer_round_trip_passes_bytes_to_the_inner_loads() -> None:
+    inner = _Upper()
+    serializer = CustomSerializer(inner)
+    assert serializer.loads(serializer.dumps("ab")) == "ab"
+    assert inner.loaded == [b"AB"]
+    assert type(inner.loaded[0]) is bytes
+
+
+def test_custom_serializer_accepts_bytes_like_results() -> None:
+    assert CustomSerializer(_Upper(returns=bytearray(b"XY"))).dumps("ab") == b"fs1uXY"
+    assert CustomSerializer(_Upper(returns=b"XY")).dumps("ab") == b"fs1uXY"
+
+
+def test_custom_serializer_refusals_are_serialization_errors() -> None:
+    with pytest.raises(SerializationError, match=r"^_Upper cannot serialize int$") as info:
+        CustomSerializer(_Upper()).dumps(1)
+    assert isinstance(info.value.__cause__, TypeError)
+    # cachelib's serializers answer None when they cannot pickle.
+    with pytest.raises(SerializationError, match=r"^_Upper cannot serialize str$"):
+        CustomSerializer(_Upper(returns=None)).dumps("ab")
+
+
+def test_custom_serializer_garbage_is_undecodable() -> None:
+    with pytest.raises(
+        UndecodableEntry, match=r"^_Upper could not load the entry: ValueError\('not upper case'\)$"
+    ):
+        CustomSerializer(_Upper()).loads(b"fs1uab")
+    with pytest.raises(UndecodableEntry, match="format marker b'fs1p' is not b'fs1u'"):
+        CustomSerializer(_Upper()).loads(b"fs1pAB")
+
+
+class _Thing:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        (_Thing(), "value"),
+        ([0, _Thing()], "value[1]"),
+        ((0, 1, _Thing()), "value[2]"),
+        ({"a": (0, [_Thing()])}, "value['a'][1][0]"),
+        ({_Thing()}, "value[0]"),
+        (frozenset([_Thing()]), "value[0]"),
+        ({1: _Thing()}, "value[1]"),  # a non-string key: stored as pairs
+        ({(1, "x"): [_Thing()]}, "value[(1, 'x')][0]"),
+        ({_Thing(): 1}, "value"),  # the key itself
+        ({"k": {7: {_Thing(): 1}}}, "value['k'][7]"),
+    ],
+)
+def test_values_json_cannot_hold_are_refused_with_their_path(value: object, path: str) -> None:
+    with pytest.raises(SerializationError) as info:
+        JsonSerializer().dumps(value)
+    assert str(info.value) == (
+        f"{path}: {__name__}._Thing is not JSON-serializable; "
+        "use the pickle serializer or convert it to a supported type"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import threading
 
@@ -9,7 +11,7 @@ import pytest
 
 from flask_stash.core.api import MISS
 from flask_stash.core.backends.memory import MemoryBackend
-from flask_stash.core.errors import SignatureMismatch, UndecodableEntry
+from flask_stash.core.errors import ConfigurationError, SignatureMismatch, UndecodableEntry
 from flask_stash.core.serializers import CustomSerializer, JsonSerializer, PickleSerializer
 from flask_stash.core.signing import (
     COUNTER_SCALE,
@@ -18,6 +20,7 @@ from flask_stash.core.signing import (
     Signer,
     derive_key,
     parse_integer,
+    secret_bytes,
 )
 from flask_stash.core.stats import KEY_MISMATCH, UNDECODABLE
 from flask_stash.core.store import Store
@@ -205,3 +208,104 @@ def test_entries_signed_with_another_key_are_counted_and_alarm(
     assert worker_b.stats.get(UNDECODABLE) == 30
     assert worker_b.key_alarm.fired
     assert len([r for r in caplog.records if "signing key" in r.getMessage()]) == 1
+
+
+# -- pinned derivations: entries and counters written by one release are read by the next --
+
+
+def _hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
+    """RFC 5869, written out in full (any length), to check ``derive_key`` against."""
+    prk = hmac.new(salt, ikm, hashlib.sha256).digest()
+    block, okm = b"", b""
+    for counter in range(1, -(-length // 32) + 1):
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        okm += block
+    return okm[:length]
+
+
+def test_derived_keys_are_hkdf_sha256_of_the_secret() -> None:
+    # RFC 5869, test case 1: the reference implementation above is HKDF.
+    okm = _hkdf_sha256(b"\x0b" * 22, bytes(range(13)), bytes(range(0xF0, 0xFA)), 42)
+    assert okm.hex() == (
+        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+    )
+    salt = b"flask-stash signing key v1"
+    assert derive_key("dev", b"entry:pickle") == _hkdf_sha256(b"dev", salt, b"entry:pickle", 32)
+    assert derive_key("dev", b"entry:pickle").hex() == (
+        "9de89c559a0a7dd785e18abb19125d6a2a9bb80aa185ca67c94488b00860bd54"
+    )
+
+
+def test_a_derived_signer_has_a_key_per_label_and_per_rotated_key() -> None:
+    signer = Signer.from_secrets("new", ["old"], b"entry:pickle")
+    derived = signer.derive(b"counter")
+    assert derived.keys == tuple(
+        hmac.new(k, b"counter", hashlib.sha256).digest() for k in signer.keys
+    )
+    assert derived.key == derived.keys[0]
+    assert signer.derive(b"other").keys[0] != derived.keys[0]
+
+
+def test_counter_seals_are_pinned_and_never_zero() -> None:
+    seal = CounterSeal(Signer.from_secrets("dev", ["old"], b"counter"))
+    assert seal.seals("p:hits") == (5637509, 2164817)  # the current key's, then the old one's
+    assert seal.encode("p:hits", 5) == b"89523589"  # 5 * 2**24 + 5637509
+    assert seal.seals("p:\udcff") == (13373316, 14628654)  # any key, even one not UTF-8
+    for bkey in (f"k{i}" for i in range(200)):
+        assert all(1 <= s < COUNTER_SCALE for s in seal.seals(bkey))
+
+
+@pytest.mark.parametrize(
+    ("blob", "expected"),
+    [(b"9" * 20, int("9" * 20)), (b"-" + b"9" * 20, -int("9" * 20)), (b"-" + b"1" * 21, None),
+     (b"--5", None), (b"-x5", None), (b"+5", None)],
+)  # fmt: skip
+def test_parse_integer_bounds(blob: bytes, expected: int | None) -> None:
+    assert parse_integer(blob) == expected
+
+
+@pytest.mark.parametrize(("secret", "kind"), [("", "str"), (b"", "bytes"), (1234, "int")])
+def test_signing_keys_must_be_non_empty_text(secret: object, kind: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        secret_bytes(secret)
+    assert str(info.value) == f"a signing key must be a non-empty str or bytes, not {kind}"
+
+
+def test_the_alarm_defaults_to_twenty_mismatches_in_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    alarm = MismatchAlarm(clock)
+    assert alarm.fired is False
+    with caplog.at_level(logging.WARNING, "flask_stash"):
+        for _ in range(19):
+            alarm.record()
+        clock.advance(60)  # the first of twenty exactly a minute ago: still within
+        assert not alarm.fired
+        alarm.record()
+    assert alarm.fired
+    assert [r.getMessage() for r in caplog.records] == [
+        "20 cache entries in 60 s were signed with a different key: the processes sharing "
+        "this cache backend do not share a signing key (a SECRET_KEY generated at start-up, "
+        "such as os.urandom(24), differs in every worker), so none can read the others' "
+        "entries and every request recomputes. Give every process the same key: set "
+        "CACHE_SIGNING_KEY (or a fixed SECRET_KEY) from configuration."
+    ]
+    late = MismatchAlarm(clock)
+    for _ in range(19):
+        late.record()
+    clock.advance(60.5)  # the first of twenty more than a minute ago
+    late.record()
+    assert not late.fired
+
+
+def test_the_alarm_window_runs_from_the_oldest_of_the_last_mismatches() -> None:
+    clock = FakeClock()
+    alarm = MismatchAlarm(clock, threshold=3, window=60)
+    for step in (0, 50, 11):  # at 0, 50 and 61: the oldest is 61 s back
+        clock.advance(step)
+        alarm.record()
+    assert not alarm.fired
+    clock.advance(9)  # at 50, 61 and 70: within 20 s
+    alarm.record()
+    assert alarm.fired

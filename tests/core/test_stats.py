@@ -3,9 +3,10 @@ counters counting."""
 
 from __future__ import annotations
 
+import functools
 import threading
 
-from flask_stash.core.stats import HIT, MISS_EVENT, WRITE, Reading, Stats, readable_name
+from flask_stash.core.stats import HIT, MISS_EVENT, WRITE, Reading, Stats, live, readable_name
 
 
 def test_counts_per_event_and_scope_and_sums_over_scopes() -> None:
@@ -166,3 +167,43 @@ def test_readable_names_drop_main_and_locals() -> None:
     finally:
         outer.__module__ = __name__
     assert readable_name(len) == "builtins.len"
+
+
+def test_a_recorder_counts_for_the_whole_cache_by_default() -> None:
+    stats = Stats()
+    stats.recorder(HIT)(0.5)
+    assert stats.readings() == {(HIT, ""): Reading(1, 0.5)}
+
+
+def test_live_lists_every_stats_in_use() -> None:
+    stats = Stats()
+    assert stats in live()
+
+
+class NoModule:
+    """A callable whose ``__module__`` cannot even be read."""
+
+    def __getattribute__(self, name: str) -> object:
+        if name == "__module__":
+            raise AttributeError(name)
+        return object.__getattribute__(self, name)
+
+    def __repr__(self) -> str:
+        return "<no module>"
+
+
+class Named:
+    """A callable with a ``__name__`` only (no ``__qualname__``)."""
+
+    def __init__(self, module: str | None) -> None:
+        self.__module__ = module  # type: ignore[assignment]
+        self.__name__ = "thing"
+
+
+def test_readable_names_of_unusual_callables() -> None:
+    assert readable_name(NoModule()) == "<no module>"
+    assert readable_name(Named(None)) == "thing"
+    assert readable_name(Named("")) == "thing"
+    assert readable_name(Named("shop")) == "shop.thing"
+    part = functools.partial(len)
+    assert readable_name(part) == f"functools.{part!r}"

@@ -4,9 +4,9 @@ system). Two stores on one backend play two processes."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -194,9 +194,20 @@ def test_a_round_drains_every_stats_and_pushes_when_allowed(
     assert second.shared_stats.read()[(HIT, "fn")] == Reading(1, 0.5)  # type: ignore[index,union-attr]
 
 
-def test_closing_a_store_pushes_its_last_figures(filesystem: Maker) -> None:
+def test_concurrent_pushes_add_each_count_once(filesystem: Maker) -> None:
     first, second = two_processes(filesystem)
-    count(first, hits=1, misses=0)
-    with contextlib.closing(first):
-        pass
-    assert second.shared_stats.read()[(HIT, "fn")] == Reading(1, 0.5)  # type: ignore[index,union-attr]
+    barrier = threading.Barrier(4)
+
+    def work() -> None:
+        barrier.wait()
+        for _ in range(25):
+            first.stats.record(HIT, "fn", 0.5)
+            statsflush.push_now(first)  # the background round and cache.stats() both push
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statsflush.push_now(first)
+    assert second.shared_stats.read() == {(HIT, "fn"): Reading(100, 50.0)}  # type: ignore[union-attr]

@@ -49,6 +49,7 @@ OPTIONS = (
     "make_name",
     "key_prefix",
     "make_cache_key",
+    "tags",
 )
 
 #: The ``CACHE_*`` setting behind each option the tag takes from the configuration.
@@ -71,7 +72,9 @@ def _column(front: str) -> dict[str, str]:
         column["timeout"] = TAG
         column.update(dict.fromkeys(_PROTECTION, CONFIG))
         return column
-    column = dict.fromkeys(("timeout", *_CALLBACKS, "cache_none", *_PROTECTION, *_KEYS), DECORATOR)
+    column = dict.fromkeys(
+        ("timeout", *_CALLBACKS, "cache_none", *_PROTECTION, *_KEYS, "tags"), DECORATOR
+    )
     if front == "memoize":
         column.update(make_name=DECORATOR, key_prefix=REJECTED, make_cache_key=REJECTED)
     else:

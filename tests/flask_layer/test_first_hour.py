@@ -47,6 +47,24 @@ def test_license_file_and_metadata_agree() -> None:
     assert project["urls"]["Source"] == REPOSITORY
 
 
+def test_every_file_the_package_reads_ships_in_the_wheel() -> None:
+    # Files that are not Python (the dashboard's page and script) are package data: a
+    # pattern in pyproject.toml must name each, or an installed package lacks them
+    # (READMEs are for readers of the source, not read at run time).
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = config["package-data"]["flask_stash"]
+    package = ROOT / "src" / "flask_stash"
+    data = [
+        path.relative_to(package)
+        for path in package.rglob("*")
+        if path.is_file()
+        and path.suffix not in (".py", ".pyc", ".md")
+        and "__pycache__" not in path.parts
+    ]
+    assert {"dashboard/page.html", "dashboard/dashboard.js"} <= {p.as_posix() for p in data}
+    assert [p for p in data if not any(p.match(pattern) for pattern in patterns)] == []
+
+
 def test_sentinel_samples_configure_the_same_passwords() -> None:
     docs = (ROOT / "docs" / "backends.md").read_text()
     sample = docs.split("### Sentinel", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]

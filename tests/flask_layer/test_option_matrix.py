@@ -138,6 +138,13 @@ class Case:
         cache = Cache(app, config=config)
         return BUILDERS[self.front](app, cache, options, fn)
 
+    def invalidate_tags(self, *tags: str) -> None:
+        """Invalidate ``tags`` from another deployment (the stamps live in the backend)."""
+        app = Flask("invalidator")
+        cache = Cache(app, config={"CACHE_TYPE": lambda *_: self.backend})
+        with app.app_context():
+            assert cache.invalidate_tags(*tags)
+
 
 # -- scenarios, one per option -------------------------------------------------------------
 
@@ -342,6 +349,19 @@ def key_prefix(case: Case) -> None:
     assert call(1) == "v1"  # another path or argument, the same key
 
 
+def tags(case: Case) -> None:
+    call = case.make(timeout=60, tags=["everything", lambda variant: f"variant:{variant}"])
+    call(0), call(1), call(0), call(1)
+    assert case.source.runs == 2
+    case.source.value = "v2"
+    case.invalidate_tags("variant:1")  # only variant 1 carries it
+    assert (call(0), call(1)) == ("v1", "v2")
+    case.source.value = "v3"
+    case.invalidate_tags("everything")
+    assert (call(0), call(1)) == ("v3", "v3")
+    assert case.source.runs == 5
+
+
 SCENARIOS: dict[str, Callable[[Case], None]] = {
     fn.__name__: fn
     for fn in (
@@ -361,12 +381,14 @@ SCENARIOS: dict[str, Callable[[Case], None]] = {
         make_name,
         key_prefix,
         make_cache_key,
+        tags,
     )
 }
 EXAMPLE_VALUES: dict[str, Any] = {
     "key_prefix": "prefix",
     "make_cache_key": lambda *args, **kwargs: "key",
     "make_name": lambda name: name,
+    "tags": "tag",
     "early_refresh": 1.0,
 }
 

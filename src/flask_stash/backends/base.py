@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -237,10 +237,17 @@ class BaseCache:
             return self.get(key) is not None
         return self.store.has(str(key))
 
-    def set(self, key: str, value: Any, timeout: float | dt.timedelta | None = None) -> bool:
+    def set(
+        self,
+        key: str,
+        value: Any,
+        timeout: float | dt.timedelta | None = None,
+        *,
+        tags: Iterable[str] = (),
+    ) -> bool:
         if type(key) is not str:
             key = str(key)
-        return self.store.set(key, value, timeout)
+        return self.store.set(key, value, timeout, tags=tags)
 
     def add(self, key: str, value: Any, timeout: float | dt.timedelta | None = None) -> bool:
         if "set" in self._own_basics:  # not atomic, as cachelib's derived add

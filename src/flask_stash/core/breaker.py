@@ -81,7 +81,6 @@ class Breaker:
         self._since = 0.0
         self._wait = backoff
         self._retry_at = 0.0
-        self._probing = False
         self._lock = threading.Lock()
 
     def admit(self) -> bool:
@@ -89,8 +88,9 @@ class Breaker:
         if self.state == CLOSED:
             return True
         with self._lock:
-            if self.state == OPEN and not self._probing and self.clock() >= self._retry_at:
-                self.state, self._probing = HALF_OPEN, True
+            # Half-open lets nothing through: the probe already out is the only call.
+            if self.state == OPEN and self.clock() >= self._retry_at:
+                self.state = HALF_OPEN
                 return True  # this call is the probe
             self.skipped += 1
             return False
@@ -125,7 +125,7 @@ class Breaker:
                 return None
             ended = self._snapshot()
             self.state, self.failures, self.skipped, self.last_error = CLOSED, 0, 0, ""
-            self._wait, self._probing = self.backoff, False
+            self._wait = self.backoff
             return ended
 
     def release_probe(self) -> None:
@@ -133,14 +133,14 @@ class Breaker:
         next caller probe."""
         with self._lock:
             if self.state == HALF_OPEN:
-                self.state, self._probing = OPEN, False
+                self.state = OPEN
 
     def health(self) -> Health:
         with self._lock:
             return self._snapshot()
 
     def _open(self) -> None:
-        self.state, self._probing = OPEN, False
+        self.state = OPEN
         self._retry_at = self.clock() + self._wait
 
     def _snapshot(self) -> Health:

@@ -63,7 +63,8 @@ class BackendGate:
         self.policy = policy
         self.name = name
         self.breaker = breaker or Breaker()
-        self.pending = pending or PendingInvalidations()
+        # Not ``pending or ...``: an empty queue is falsy (``__len__``), and it is empty here.
+        self.pending = pending if pending is not None else PendingInvalidations()
         #: ``scope()``: the current request (any object that can be weakly referenced),
         #: or ``None`` outside one. ``None``: no budget, the breaker alone.
         self.scope = scope

@@ -13,6 +13,7 @@ from flask_stash.core.keys import CallKey, HashMethod, encode, qualified_name
 from flask_stash.core.pipeline import Plan, Spawn, Ticket, afetch, fetch, miss
 from flask_stash.core.stampede import DEFAULT, Protection
 from flask_stash.core.store import Store, Timeout
+from flask_stash.core.tags import Tags, TagsOption, tags_of
 
 #: Call texts whose keys each memoized function remembers (see ``MemoizedFunction.key``).
 RECENT_KEYS = 1024
@@ -40,10 +41,12 @@ class MemoizedFunction:
         scope: str | None = None,
         call_key: CallKey | None = None,
         spawn: Spawn | None = None,
+        tags: Tags | None = None,
     ) -> None:
         """``scope`` labels statistics (default: ``name``; a function whose name changes per
         call keeps one scope); ``call_key`` reuses another helper's argument model;
-        ``spawn`` runs background refreshes (see :class:`~flask_stash.core.pipeline.Plan`)."""
+        ``spawn`` runs background refreshes (see :class:`~flask_stash.core.pipeline.Plan`);
+        ``tags`` the tags of each call (:mod:`flask_stash.core.tags`)."""
         self.store = store
         self.protect = protect
         #: No stale window, early refresh or fail-safe: a hit is a plain read (the fast path).
@@ -57,10 +60,15 @@ class MemoizedFunction:
         # The braces keep a function's entries and version stamp in one Redis Cluster slot.
         self._prefix = f"memo:{{{self.name}}}:"
         self.version_key = store.backend_key(self._prefix + "version")
-        self.function_stamp = (self.version_key,)
+        fixed_tags = () if tags is None else tuple(map(store.tag_key, tags.fixed))
+        #: The stamps of every call's entry: the function's and its fixed tags'.
+        self.function_stamp = (self.version_key, *fixed_tags)
         # Methods also get a stamp per instance, so one object's entries can be dropped.
         params = list(self.call_key.signature.parameters)
         self.per_instance = bool(params) and params[0] == "self" and "self" not in ignore
+        self.tags = tags
+        #: Whether a call's stamps depend on its arguments (else: ``function_stamp``).
+        self.dynamic_stamps = self.per_instance or bool(tags and tags.dynamic)
         self._hash = hash_method or store.hash_method
         # Digests have a fixed length, so whether keys need rehashing is known up front.
         probe = self._prefix + self._digest("")
@@ -115,11 +123,17 @@ class MemoizedFunction:
         self._recent_keys[text] = key
         return key
 
-    def version_keys(self, args: tuple[Any, ...]) -> tuple[str, ...]:
-        """The stamps a call's entry depends on: the function's, and its instance's."""
-        if not (self.per_instance and args):
-            return self.function_stamp
-        return (self.version_key, self.instance_version_key(args[0]))
+    def version_keys(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
+    ) -> tuple[str, ...]:
+        """The stamps a call's entry depends on: the function's, its instance's, its tags'."""
+        stamps: tuple[str, ...] = self.function_stamp
+        if self.per_instance and args:
+            stamps = (*stamps, self.instance_version_key(args[0]))
+        if self.tags is not None and self.tags.dynamic:
+            tag_key = self.store.tag_key
+            stamps += tuple(tag_key(tag) for tag in self.tags.of_call(args, kwargs or {}))
+        return stamps
 
     def instance_version_key(self, instance: object) -> str:
         digest = self._digest(encode(instance))
@@ -148,6 +162,7 @@ def memoize(
     ignore: Collection[str] = (),
     cache_if: Callable[[Any], bool] | None = None,
     protect: Protection = DEFAULT,
+    tags: TagsOption = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Cache a function's results per canonical argument set.
 
@@ -157,9 +172,12 @@ def memoize(
     ``invalidate_all()`` and, for methods, ``invalidate_instance(obj)``. ``ignore`` names
     parameters left out of the key; ``name`` replaces the function's qualified name in keys.
     ``protect`` sets stampede protection, stale-while-revalidate and the rest
-    (:class:`~flask_stash.core.stampede.Protection`; on by default).
+    (:class:`~flask_stash.core.stampede.Protection`; on by default). ``tags``: strings and
+    callables of the call's arguments (:mod:`flask_stash.core.tags`);
+    ``store.invalidate_tags`` drops every entry carrying one.
     """
     store.ttl_for(timeout)  # a bad timeout fails here, not at the first call
+    tag_spec = tags_of(tags)
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         if isinstance(fn, (classmethod, staticmethod)):
@@ -167,7 +185,9 @@ def memoize(
         if not callable(fn) or isinstance(fn, type):
             raise TypeError(f"memoize decorates functions and methods, not {fn!r}")
         qualname = name or qualified_name(fn)
-        spec = MemoizedFunction(store, fn, timeout, qualname, ignore, cache_if, protect=protect)
+        spec = MemoizedFunction(
+            store, fn, timeout, qualname, ignore, cache_if, protect=protect, tags=tag_spec
+        )
         wrapper = _async_wrapper(spec) if inspect.iscoroutinefunction(fn) else _wrapper(spec)
         functools.update_wrapper(wrapper, fn)
         wrapper.__stash_memo__ = spec  # type: ignore[attr-defined]
@@ -189,12 +209,12 @@ def _wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
         spec.version_keys,
         spec.plan.scope,
     )
-    per_instance, function_stamp, plan = spec.per_instance, spec.function_stamp, spec.plan
+    dynamic, function_stamp, plan = spec.dynamic_stamps, spec.function_stamp, spec.plan
     hit, edge, clock = spec.hit, spec.protect.watches_edge, store.clock
 
     def memoized(*args: Any, **kwargs: Any) -> Any:
         bkey = key(args, kwargs)
-        vkeys = stamps(args) if per_instance else function_stamp
+        vkeys = stamps(args, kwargs) if dynamic else function_stamp
         if edge:
             refresh = lambda t: t.keep(fn(*args, **kwargs), spec.timeout)  # noqa: E731
             ticket = fetch(plan, Lookup(bkey, vkeys, scope), refresh)
@@ -219,10 +239,10 @@ def _wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
 def _async_wrapper(spec: MemoizedFunction) -> Callable[..., Any]:
     fn, key, stamps, plan = spec.fn, spec.key, spec.version_keys, spec.plan
     scope = plan.scope
-    per_instance, function_stamp = spec.per_instance, spec.function_stamp
+    dynamic, function_stamp = spec.dynamic_stamps, spec.function_stamp
 
     async def memoized(*args: Any, **kwargs: Any) -> Any:
-        vkeys = stamps(args) if per_instance else function_stamp
+        vkeys = stamps(args, kwargs) if dynamic else function_stamp
 
         async def refresh(ticket: Ticket) -> None:
             ticket.keep(await fn(*args, **kwargs), spec.timeout)

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from flask_stash.core.errorlog import RecentErrors
 from flask_stash.core.stats import ERROR, Stats
 
 logger = logging.getLogger("flask_stash")
@@ -19,7 +20,7 @@ class ErrorPolicy:
     work still runs and the request still succeeds; the error is counted in ``stats`` and
     logged at most once per ``log_interval`` seconds per operation, so a dead server does
     not flood the logs. With ``fail_open=False`` the error is raised. The behaviour never
-    depends on debug mode.
+    depends on debug mode. The last errors are kept in :attr:`recent` (for the dashboard).
     """
 
     def __init__(
@@ -39,6 +40,8 @@ class ErrorPolicy:
         self._last_logged: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
         self._lock = threading.Lock()
+        #: The last errors, repeats merged (:mod:`flask_stash.core.errorlog`).
+        self.recent = RecentErrors()
 
     def handle(self, error: Exception, operation: str, *, quiet: bool = False) -> None:
         """Count and log ``error`` (a :class:`BackendError`, or a failure to build a key);
@@ -48,6 +51,7 @@ class ErrorPolicy:
         reports once per outage; each one is logged at DEBUG only.
         """
         self.stats.incr(ERROR, operation)
+        self.recent.add(error, operation)
         if quiet:
             self._log.debug("cache %s failed: %s", operation, error, exc_info=error)
         else:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask_stash.core import statsflush
@@ -140,32 +140,30 @@ def _add(fields: dict[str, Any], event: str, reading: Reading) -> None:
         fields["time_saved"] = fields.get("time_saved", 0.0) + reading.total
 
 
-@dataclass(frozen=True)
-class Report(Mapping[str, dict[str, int]]):
+class Report(dict[str, dict[str, int]]):
     """``cache.stats()``: this process's figures (:attr:`process`) and, when the backend is
     shared by several processes, everyone's (:attr:`everyone`, ``None`` otherwise, or when
     the backend could not be read).
 
-    As a mapping it is this process's raw counters, ``{event: {scope: count}}`` (what
-    ``cache.stats()`` returned before figures existed), so ``stats["errors"]`` still works.
+    As a dict it is this process's raw counters, ``{event: {scope: count}}``: what
+    ``cache.stats()`` returned before figures existed, so ``stats["errors"]`` and
+    ``jsonify(cache.stats())`` keep working. :meth:`as_dict` is the whole report.
     """
 
-    process: Figures
-    everyone: Figures | None
-    shared: bool
-    backend: str
-    pid: int
-    evictions: int | None = None
-    health: dict[str, Any] = field(default_factory=dict)
-
-    def __getitem__(self, event: str) -> dict[str, int]:
-        return self.process.events[event]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.process.events)
-
-    def __len__(self) -> int:
-        return len(self.process.events)
+    def __init__(
+        self,
+        process: Figures,
+        everyone: Figures | None,
+        shared: bool,
+        backend: str,
+        pid: int,
+        evictions: int | None = None,
+        health: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(process.events)
+        self.process, self.everyone, self.shared = process, everyone, shared
+        self.backend, self.pid, self.evictions = backend, pid, evictions
+        self.health: dict[str, Any] = health or {}
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (``flask stash stats --json``, the dashboard)."""

@@ -101,7 +101,9 @@ class _Format:
     def _loads_signed(self, data: bytes) -> object:
         mark = data[:4]
         if mark != self.signed_mark:
-            raise UndecodableEntry("unsigned or foreign entry refused: " + _foreign(mark, mark))
+            raise UndecodableEntry(
+                "unsigned or foreign entry refused: " + _foreign(mark, self.signed_mark)
+            )
         mac, payload = data[4 : 4 + MAC_SIZE], memoryview(data)[4 + MAC_SIZE :]
         if not self.signer.verify(mac, payload):  # type: ignore[union-attr]
             raise SignatureMismatch("signature mismatch: tampered, or signed with another key")

@@ -45,6 +45,8 @@ BACKEND_FAILED = "backend_failed"
 #: A backend call not made: the backend's breaker was open, or the request had already
 #: seen it fail (scope: the operation).
 BACKEND_SKIP = "backend_skips"
+#: A tag invalidated (``invalidate_tags``), one per tag.
+TAG_INVALIDATION = "tag_invalidations"
 #: A backend turning unhealthy (its first failure after a healthy spell).
 OUTAGE = "outages"
 
@@ -91,10 +93,11 @@ class _Tally:
             self.total += math.fsum(chunk)
 
     def raw(self) -> Reading:
-        """Everything counted since the process started (resets not applied)."""
+        """Everything counted since the process started and drained (resets not applied;
+        amounts recorded since the last drain wait for the next)."""
         # repr is "count(N)" where N is the next value; counters start at 1.
         ticked = int(repr(self.ticks)[6:-1]) - 1
-        return Reading(self.count + len(self.pending) + ticked, self.total)
+        return Reading(self.count + ticked, self.total)
 
 
 class Stats:
@@ -163,8 +166,7 @@ class Stats:
     def readings(self) -> dict[tuple[str, str], Reading]:
         """Every non-zero counter since the last :meth:`reset`."""
         out = {}
-        for key, tally in self._drained():
-            raw, base = tally.raw(), tally.base
+        for key, raw, base in self._drained():
             reading = Reading(raw.events - base.events, raw.total - base.total)
             if reading.events:
                 out[key] = reading
@@ -172,23 +174,28 @@ class Stats:
 
     def raw_readings(self) -> dict[tuple[str, str], Reading]:
         """Every counter since the process started, resets ignored (for sharing deltas)."""
-        return {key: tally.raw() for key, tally in self._drained()}
+        return {key: raw for key, raw, _ in self._drained()}
 
     def reset(self) -> None:
         """Zero every counter of this process (handed-out counters keep counting)."""
-        for _, tally in self._drained():
-            tally.base = tally.raw()
+        with self._lock:
+            for tally in self._tallies.values():
+                tally.drain()
+                tally.base = tally.raw()
 
     def drain(self) -> None:
         """Add up the amounts recorded since the last drain (bounds their memory)."""
         self._drained()
 
-    def _drained(self) -> list[tuple[tuple[str, str], _Tally]]:
+    def _drained(self) -> list[tuple[tuple[str, str], Reading, Reading]]:
+        # Read under the lock that drains hold: a drain moves amounts from ``pending`` to
+        # ``count`` in two steps, which a reading must not fall between.
         with self._lock:
-            tallies = list(self._tallies.items())
-            for _, tally in tallies:
+            out = []
+            for key, tally in list(self._tallies.items()):
                 tally.drain()
-        return tallies
+                out.append((key, tally.raw(), tally.base))
+        return out
 
 
 _ZERO = Reading(0, 0.0)

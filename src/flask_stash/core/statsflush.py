@@ -4,7 +4,8 @@ It drains the amounts the hot paths recorded (:class:`~flask_stash.core.stats.St
 appends them to a list: its memory is bounded by one second of traffic) and pushes each
 shared store's deltas to its backend (:class:`~flask_stash.core.statshare.SharedStats`).
 Requests never wait for it. After a fork (a pre-fork server's workers) the child starts
-its own thread.
+its own thread. Samplers (the dashboard's :class:`~flask_stash.core.history.History`)
+registered with :func:`sample_every_round` run at the end of each round.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ AUTO_PUSH = True
 
 #: Stores with a shared backend, pushed every round (weakly: an app that goes, goes).
 _stores: weakref.WeakSet[Any] = weakref.WeakSet()
+#: Objects whose ``sample()`` runs after each round (weakly held too).
+_samplers: weakref.WeakSet[Any] = weakref.WeakSet()
 _state: dict[str, Any] = {"thread": None, "pid": None}
 _start_lock = threading.Lock()
 
@@ -36,6 +39,12 @@ def watch(store: Any) -> None:
     """Drain ``store``'s statistics every round, and push them when it shares them."""
     if store.shared_stats is not None:
         _stores.add(store)
+    ensure_running()
+
+
+def sample_every_round(sampler: Any) -> None:
+    """Call ``sampler.sample()`` after every round, while ``sampler`` lives."""
+    _samplers.add(sampler)
     ensure_running()
 
 
@@ -58,6 +67,8 @@ def run_once() -> None:
     if AUTO_PUSH:
         for store in list(_stores):
             push_now(store)
+    for sampler in list(_samplers):
+        _sample(sampler)
 
 
 def push_now(store: Any) -> bool:
@@ -70,6 +81,13 @@ def push_now(store: Any) -> bool:
     except Exception:  # a round must never end the thread, nor a close fail
         logger.debug("pushing shared statistics failed", exc_info=True)
         return False
+
+
+def _sample(sampler: Any) -> None:
+    try:
+        sampler.sample()
+    except Exception:  # a round must never end the thread
+        logger.debug("sampling statistics failed", exc_info=True)
 
 
 def _loop() -> None:

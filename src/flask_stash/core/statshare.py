@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -47,19 +48,23 @@ class SharedStats:
         self.store = store
         self.name = store.backend_key(RECORD_KEY)
         self._sent: dict[Key, Reading] = {}
+        # One push at a time: two computing deltas from the same ``_sent`` would both
+        # add them (the background round and a ``cache.stats()`` in a request).
+        self._pushing = threading.Lock()
         self._warned = False
 
     def push(self, stats: Stats) -> bool:
         """Add what ``stats`` counted since the last successful push; ``False`` if the
         backend refused (the deltas wait for the next push)."""
-        current = stats.raw_readings()
-        fields = _fields(current, self._sent)
-        if not fields:
-            return True
-        done = bool(self._call(self._add, fields))
-        if done:
-            self._sent = current
-        return done
+        with self._pushing:
+            current = stats.raw_readings()
+            fields = _fields(current, self._sent)
+            if not fields:
+                return True
+            done = bool(self._call(self._add, fields))
+            if done:
+                self._sent = current
+            return done
 
     def read(self) -> dict[Key, Reading] | None:
         """The sums of every process (``None``: the backend could not be read)."""

@@ -34,12 +34,16 @@ from flask_stash.core.serializers import PickleSerializer, Serializer
 from flask_stash.core.signing import CounterSeal, MismatchAlarm, parse_integer
 from flask_stash.core.stampede import Stampede
 from flask_stash.core.stamps import LocalStamps
-from flask_stash.core.stats import KEY_MISMATCH, UNDECODABLE, WRITE, Stats
+from flask_stash.core.stats import KEY_MISMATCH, TAG_INVALIDATION, UNDECODABLE, WRITE, Stats
 from flask_stash.core.statshare import SharedStats
+from flask_stash.core.tags import STAMP_PREFIX
+from flask_stash.core.tags import checked as checked_tag
 
 Clock = Callable[[], float]
 #: Decoded entries remembered for in-process backends (see ``Store._remember``).
 DECODED_MEMO_SIZE = 1024
+#: Tags whose stamp keys a store remembers (a tag's key is built once, not per call).
+TAG_KEY_MEMO = 4096
 #: Timeout as users give it: ``None`` means the default, ``0`` means never expire.
 Timeout = float | dt.timedelta | None
 
@@ -99,6 +103,7 @@ class Store:
         self.entries_signed = signer is not None
         self.counters = CounterSeal(None if signer is None else signer.derive(b"counter"))
         self.key_alarm = MismatchAlarm(lambda: self.clock())
+        self._tag_keys: dict[str, str] = {}
         #: The figures of every process sharing the backend, pushed once a second
         #: (:mod:`.statshare`); ``None`` for an in-process backend.
         self.shared_stats = SharedStats(self) if self.stampede.locks else None
@@ -323,6 +328,25 @@ class Store:
             return token
         return self.backend.get(vkey)
 
+    def tag_key(self, tag: str) -> str:
+        """The backend key of ``tag``'s version stamp (:mod:`flask_stash.core.tags`)."""
+        bkey = self._tag_keys.get(tag)
+        if bkey is None:
+            if len(self._tag_keys) >= TAG_KEY_MEMO:
+                self._tag_keys.clear()
+            bkey = self._tag_keys[tag] = self.backend_key(STAMP_PREFIX + checked_tag(tag))
+        return bkey
+
+    def invalidate_tags(self, tags: Iterable[str]) -> bool:
+        """Invalidate every entry carrying one of ``tags``, in O(1) per tag; ``False`` if
+        the backend failed for one of them (queued and replayed once it answers)."""
+        keys = [self.tag_key(tag) for tag in tags]
+        done = True
+        for bkey in keys:
+            done = self.bump_version(bkey) and done
+            self.stats.incr(TAG_INVALIDATION)
+        return done
+
     def bump_version(self, vkey: str) -> bool:
         """Invalidate every entry written under the stamp at backend key ``vkey``."""
         if self.local_stamps is not None:
@@ -336,7 +360,7 @@ class Store:
         """The fresh value (or counter) under ``key``, or :data:`MISS`."""
         bkey = self.backend_key(key)
         entry = self.decode_value(bkey, self.gate.call("get", MISS, self.backend.get, bkey))
-        if entry is MISS or not entry.is_fresh(self.clock()):
+        if entry is MISS or not entry.is_fresh(self.clock()) or not self._tags_hold(entry):
             return MISS
         return entry.value
 
@@ -347,16 +371,50 @@ class Store:
             return [MISS] * len(keys)
         now = self.clock()
         entries = [self.decode_value(*pair) for pair in zip(bkeys, blobs, strict=True)]
-        return [e.value if e is not MISS and e.is_fresh(now) else MISS for e in entries]
+        return [
+            e.value if e is not MISS and e.is_fresh(now) and self._tags_hold(e) else MISS
+            for e in entries
+        ]
 
-    def set(self, key: str, value: object, timeout: Timeout = None) -> bool:
+    def _tags_hold(self, entry: Entry) -> bool:
+        """Whether ``entry``'s tags still have the stamps it was written under (a tagged
+        entry of the direct API: one more read, for its stamps)."""
+        if not entry.tags:
+            return True
+        vkeys = tuple(vkey for vkey, _ in entry.tags)
+        if self.local_stamps is not None:
+            current = self.local_stamps.version(vkeys)
+        else:
+            blobs = self.gate.call("get", None, self.backend.get_many, vkeys)
+            current = None if blobs is None else _joined_stamps([b"", *blobs])
+        written = "|".join(stamp for _, stamp in entry.tags).encode()
+        return current == written
+
+    def set(
+        self, key: str, value: object, timeout: Timeout = None, *, tags: Iterable[str] = ()
+    ) -> bool:
         """Store ``value``; ``False`` if the backend failed or the value cannot be
-        serialized (counted and logged; raised when not failing open)."""
+        serialized (counted and logged; raised when not failing open). ``tags``: see
+        :meth:`invalidate_tags` (a tagged entry costs :meth:`get` one more read)."""
+        stamped = self._stamped(tags)
+        if stamped is None:
+            return False
         try:
-            return self.write(key, value, timeout)
+            return self.write(key, value, timeout, tags=stamped)
         except SerializationError as exc:
             self.policy.handle(exc, "set")
             return False
+
+    def _stamped(self, tags: Iterable[str]) -> tuple[tuple[str, str], ...] | None:
+        """``(stamp key, stamp)`` of each tag, stamps created where missing (``None``: the
+        backend failed)."""
+        vkeys = tuple(dict.fromkeys(self.tag_key(tag) for tag in tags))
+        if not vkeys:
+            return ()
+        version = self.current_version(vkeys, None)
+        if version is None:
+            return None
+        return tuple(zip(vkeys, version.decode().split("|"), strict=True))
 
     def add(self, key: str, value: object, timeout: Timeout = None) -> bool:
         """Store only if absent (atomically where the backend can); ``True`` if stored."""
@@ -435,7 +493,6 @@ class Store:
         return result
 
     def close(self) -> None:
-        statsflush.push_now(self)  # the last figures, before the connection goes
         self.backend.close()
 
 

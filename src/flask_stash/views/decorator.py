@@ -25,6 +25,7 @@ from flask_stash.core.api import MISS
 from flask_stash.core.engine import Lookup
 from flask_stash.core.pipeline import Plan, Ticket, fetch, miss
 from flask_stash.core.stats import readable_name
+from flask_stash.core.tags import TagsOption, tags_of
 from flask_stash.protection import protection_for, protection_overrides
 from flask_stash.protocols import CachedFunction
 from flask_stash.signals import cache_view_hit, cache_view_miss
@@ -62,6 +63,7 @@ class CachedView:
         self.source_check = options["source_check"]
         self.hit_indication = options["response_hit_indication"]
         self.statuses: Collection[int] | None = options["statuses"]
+        self.tags = tags_of(options["tags"])
         self.http = serving.HttpOptions(
             private=options["private"],
             private_key=options["private_key"],
@@ -183,6 +185,14 @@ class CachedView:
             return serving.serve(call)
         return self._function_call(app, state, key, args, kwargs)
 
+    def tag_keys(
+        self, state: AppState, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[str, ...]:
+        """The stamp keys of this call's tags (``tags=``, given the view's arguments)."""
+        if self.tags is None:
+            return ()
+        return tuple(state.store.tag_key(tag) for tag in self.tags.of(args, kwargs))
+
     def _uncached(
         self,
         app: Any,
@@ -206,7 +216,7 @@ class CachedView:
     ) -> Any:
         """Flask-Caching's semantics for a function that is not the request's view."""
         plan = self._function_plan(state)
-        where = Lookup(state.store.backend_key(key), (), self.scope)
+        where = Lookup(state.store.backend_key(key), self.tag_keys(state, args, kwargs), self.scope)
         run = app.ensure_sync(self.fn)
         if self.forced(args, kwargs):
             ticket = miss(plan, where, None, recheck=False)
@@ -380,6 +390,7 @@ def cached(
     stale: float | None = None,
     fail_safe: float | None = None,
     jitter: float | None = None,
+    tags: TagsOption = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
     """Cache a view's response (or a function's result) under a request-path key.
 
@@ -394,8 +405,9 @@ def cached(
     requests skip the cache; ``cache_control`` to add ``Cache-Control: public, max-age``;
     ``x_cache`` to add ``X-Cache: HIT|MISS|STALE``; ``stampede=False`` to let concurrent
     misses each run the view; ``stale`` seconds of stale-while-revalidate (the view re-runs
-    in the background), ``fail_safe`` and ``jitter`` (see ``docs/stampede.md``). See
-    ``docs/views.md``.
+    in the background), ``fail_safe`` and ``jitter`` (see ``docs/stampede.md``); ``tags``,
+    strings and callables of the view's arguments (``cache.invalidate_tags`` drops every
+    page carrying one, ``docs/tags-and-tiers.md``). See ``docs/views.md``.
     """
     options = dict(locals())
     del options["cache"]
@@ -414,6 +426,7 @@ def cached(
     if not (isinstance(key_prefix, str) or callable(key_prefix)):
         raise TypeError(f"key_prefix must be a string or a callable, not {key_prefix!r}")
     protection_overrides(options)  # bad values fail here
+    tags_of(tags)
 
     def decorate(fn: Callable[P, R]) -> CachedFunction[P, R]:
         if not callable(fn) or isinstance(fn, type):

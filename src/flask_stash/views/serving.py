@@ -197,8 +197,9 @@ def make_call(
 ) -> Call:
     """The call for this request; a ``private_key`` that raises propagates."""
     settings = settings_for(view, state)
+    tag_stamps = view.tag_keys(state, args, kwargs)
     if not view.http.private:
-        return Call(view, app, state, key, args, kwargs, settings, current)
+        return Call(view, app, state, key, args, kwargs, settings, current, tag_stamps)
     who = privacy.identify(
         current,
         key,
@@ -209,7 +210,7 @@ def make_call(
     stamps = [privacy.all_users_stamp_key(key)]
     if who.user_stamp is not None:
         stamps.append(who.user_stamp)
-    backend_stamps = tuple(state.store.backend_key(stamp) for stamp in stamps)
+    backend_stamps = tuple(state.store.backend_key(stamp) for stamp in stamps) + tag_stamps
     return Call(view, app, state, key + who.suffix, args, kwargs, settings, current, backend_stamps)
 
 
@@ -234,7 +235,7 @@ class _PrivateMark:
 
 def serve(call: Call) -> Any:
     """Answer the request from the cache, or run the view and maybe store its response."""
-    if call.stamps:  # only private calls have per-user stamps
+    if call.private:
         return mark_private(call.app, _serve(call), call.settings.identity_headers)
     return _serve(call)
 

@@ -12,7 +12,8 @@ if TYPE_CHECKING:  # typing.Self needs Python 3.11
 from flask_stash.core.api import MISS, TTL, Miss
 from flask_stash.core.errors import BackendError
 
-_WRAPPED_METHODS = (
+#: The backend methods that talk to the server (wrapped here, traced by ``core/tracing``).
+BACKEND_CALLS = (
     "get",
     "get_many",
     "set",
@@ -47,7 +48,7 @@ class BaseBackend:
         super().__init_subclass__(**kwargs)
         if not cls.native_errors:
             return
-        for name in _WRAPPED_METHODS:
+        for name in BACKEND_CALLS:
             method = cls.__dict__.get(name)
             if method is not None and not getattr(method, "_stash_wrapped", False):
                 setattr(cls, name, _wrap_errors(method, cls.native_errors, cls.__name__))

@@ -9,9 +9,10 @@ Configured from environment variables (gunicorn's ``--env``):
   (``STASH_CACHE_LOCAL_TIER=json:true``). Without any, the cache is the in-memory default,
   one per worker process.
 
-``GET /users/<id>`` answers the (memoized) name, the worker's PID and how many times any
-worker has loaded a name from the database; ``POST /users/<id>?name=...`` renames the
-user and forgets the memoized name with ``cache.delete_memoized``; ``GET /stats`` answers
+``GET /users/<id>`` answers the (memoized, tagged ``user:<id>``) name, the worker's PID and
+how many times any worker has loaded a name from the database; ``POST /users/<id>?name=...``
+renames the user and forgets the memoized name with ``cache.delete_memoized`` (with
+``&via=tags``: ``cache.invalidate_tags("user:<id>")``); ``GET /stats`` answers
 the worker's ``cache.stats()``; ``GET /tier`` whether the worker's in-process tier (if
 any) is in use.
 """
@@ -56,7 +57,7 @@ def _database() -> str:
     return str(current_app.config["USERS_DB"])
 
 
-@cache.memoize(timeout=300)
+@cache.memoize(timeout=300, tags=lambda user_id: [f"user:{user_id}"])
 def user_name(user_id: int) -> str:
     """The expensive lookup the cache spares: each execution is counted in the database."""
     with _connect(_database()) as db:
@@ -82,10 +83,10 @@ def rename_user(user_id: int) -> dict[str, Any]:
         abort(400)
     with _connect(_database()) as db:
         db.execute("UPDATE users SET name = ? WHERE id = ?", (name, user_id))
-    # TAGS (part 1 of issue 14): with ``?via=tags``, ``user_name`` memoized with
-    # ``tags=lambda user_id: [f"user:{user_id}"]`` and this branch calling
-    # ``cache.invalidate_tags(f"user:{user_id}")`` instead.
-    cache.delete_memoized(user_name, user_id)
+    if request.args.get("via") == "tags":
+        cache.invalidate_tags(f"user:{user_id}")
+    else:
+        cache.delete_memoized(user_name, user_id)
     return {"name": name, "pid": os.getpid(), "loads": _loads()}
 
 

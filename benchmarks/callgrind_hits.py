@@ -6,9 +6,13 @@ divided by N is the cost of one hit, start-up excluded:
 
 - ``cachetools``: ``cachetools.cached(TTLCache)``, the yardstick for a memoize hit;
 - ``memoize``: ``flask_stash.core`` memoize over ``Store(MemoryBackend())``;
+- ``memoize (tier)``: the same over the in-process tier (``TieredBackend``; its remote, a
+  file-system backend, is not touched by a hit, as Redis would not be);
 - ``bare`` / ``view`` / ``private view``: a Flask test-client request to an uncached
   route, to a ``@cache.cached`` view and to a ``private=True`` one (the difference between
-  a view and ``bare`` is the cache's own share of a request).
+  a view and ``bare`` is the cache's own share of a request); ``view (tier)``: the view
+  with ``CACHE_LOCAL_TIER`` in front of a file-system backend, next to ``bare (tier app)``,
+  the uncached route of that same app.
 
 Compare two checkouts by running it with ``PYTHONPATH=<checkout>/src``.
 """
@@ -21,13 +25,16 @@ import subprocess
 import sys
 from typing import Any
 
-CASES = ("cachetools", "memoize", "bare", "view", "private view")
-CALLS = {"cachetools": 2000, "memoize": 2000, "bare": 300, "view": 300, "private view": 300}
+CASES = ("cachetools", "memoize", "memoize (tier)", "bare", "view", "private view",
+         "bare (tier app)", "view (tier)")  # fmt: skip
+CALLS = {"cachetools": 2000, "memoize": 2000, "memoize (tier)": 2000, "bare": 300, "view": 300,
+         "private view": 300, "bare (tier app)": 300, "view (tier)": 300}  # fmt: skip
+MEMOIZE_CASES = ("cachetools", "memoize", "memoize (tier)")
 
 
 def run_case(case: str, count: int) -> None:
     """The measured loop (run inside valgrind)."""
-    call = _memoized(case) if case in ("cachetools", "memoize") else _request(case)
+    call = _memoized(case) if case in MEMOIZE_CASES else _request(case)
     for _ in range(50):  # warm: the first calls compute and fill caches
         call()
     for _ in range(count):
@@ -43,11 +50,19 @@ def _memoized(case: str) -> Any:
             return x * 2
 
     else:
+        import tempfile
+
+        from flask_stash.core.backends.filesystem import FileSystemBackend
         from flask_stash.core.backends.memory import MemoryBackend
         from flask_stash.core.memoize import memoize
         from flask_stash.core.store import Store
+        from flask_stash.core.tier import TieredBackend
 
-        @memoize(Store(MemoryBackend()), 600)
+        backend: Any = MemoryBackend()
+        if case == "memoize (tier)":
+            backend = TieredBackend(FileSystemBackend(tempfile.mkdtemp()))
+
+        @memoize(Store(backend), 600)
         def double(x: int) -> int:
             return x * 2
 
@@ -61,7 +76,14 @@ def _request(case: str) -> Any:
 
     app = Flask(__name__)
     app.secret_key = "k" * 32
-    cache = Cache(app)
+    if case in ("view (tier)", "bare (tier app)"):
+        import tempfile
+
+        tiered = {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": tempfile.mkdtemp()}
+        cache = Cache(app, config={**tiered, "CACHE_LOCAL_TIER": True})
+        case = case.split(" (")[0]
+    else:
+        cache = Cache(app)
 
     @app.get("/bare")
     def bare() -> str:
@@ -111,7 +133,10 @@ def main() -> int:
     for case, cost in per_hit.items():
         print(f"| {case} | {cost:,.0f} |")
     print(f"\nmemoize / cachetools: {per_hit['memoize'] / per_hit['cachetools']:.2f}x")
+    print(f"memoize: tier / memory: {per_hit['memoize (tier)'] / per_hit['memoize']:.2f}x")
     print(f"the cache's share of a view hit: {per_hit['view'] - per_hit['bare']:,.0f}")
+    tier_share = per_hit["view (tier)"] - per_hit["bare (tier app)"]
+    print(f"  with the tier (vs the bare route of the same app): {tier_share:,.0f}")
     return 0
 
 

@@ -5,17 +5,21 @@ Configured from environment variables (gunicorn's ``--env``):
 
 - ``STASH_DB``: the SQLite file that plays the database every worker shares;
 - ``STASH_CACHE_*``: becomes ``CACHE_*`` (``STASH_CACHE_TYPE``, ``STASH_CACHE_REDIS_URL``,
-  ``STASH_CACHE_KEY_PREFIX``...). Without any, the cache is the in-memory default, one
-  per worker process.
+  ``STASH_CACHE_KEY_PREFIX``...); a value starting with ``json:`` is decoded as JSON
+  (``STASH_CACHE_LOCAL_TIER=json:true``). Without any, the cache is the in-memory default,
+  one per worker process.
 
-``GET /users/<id>`` answers the (memoized) name, the worker's PID and how many times any
-worker has loaded a name from the database; ``POST /users/<id>?name=...`` renames the
-user and forgets the memoized name with ``cache.delete_memoized``; ``GET /stats`` answers
-the worker's ``cache.stats()``.
+``GET /users/<id>`` answers the (memoized, tagged ``user:<id>``) name, the worker's PID and
+how many times any worker has loaded a name from the database; ``POST /users/<id>?name=...``
+renames the user and forgets the memoized name with ``cache.delete_memoized`` (with
+``&via=tags``: ``cache.invalidate_tags("user:<id>")``); ``GET /stats`` answers
+the worker's ``cache.stats()``; ``GET /tier`` whether the worker's in-process tier (if
+any) is in use.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -53,7 +57,7 @@ def _database() -> str:
     return str(current_app.config["USERS_DB"])
 
 
-@cache.memoize(timeout=300)
+@cache.memoize(timeout=300, tags=lambda user_id: [f"user:{user_id}"])
 def user_name(user_id: int) -> str:
     """The expensive lookup the cache spares: each execution is counted in the database."""
     with _connect(_database()) as db:
@@ -79,7 +83,10 @@ def rename_user(user_id: int) -> dict[str, Any]:
         abort(400)
     with _connect(_database()) as db:
         db.execute("UPDATE users SET name = ? WHERE id = ?", (name, user_id))
-    cache.delete_memoized(user_name, user_id)
+    if request.args.get("via") == "tags":
+        cache.invalidate_tags(f"user:{user_id}")
+    else:
+        cache.delete_memoized(user_name, user_id)
     return {"name": name, "pid": os.getpid(), "loads": _loads()}
 
 
@@ -88,13 +95,22 @@ def statistics() -> dict[str, Any]:
     return {"pid": os.getpid(), **cache.stats().as_dict()}
 
 
+def tier_state() -> dict[str, Any]:
+    """Whether this worker's in-process tier serves reads (``None``: no tier)."""
+    return {"pid": os.getpid(), "synced": getattr(cache.store.backend, "synced", None)}
+
+
 def cache_config(environ: dict[str, str]) -> dict[str, Any]:
     """``CACHE_*`` settings from the ``STASH_CACHE_*`` variables of ``environ``."""
     return {
-        "CACHE_" + name.removeprefix(ENV_PREFIX): value
+        "CACHE_" + name.removeprefix(ENV_PREFIX): _value(value)
         for name, value in environ.items()
         if name.startswith(ENV_PREFIX)
     }
+
+
+def _value(text: str) -> Any:
+    return json.loads(text.removeprefix("json:")) if text.startswith("json:") else text
 
 
 def create_app() -> Flask:
@@ -104,4 +120,5 @@ def create_app() -> Flask:
     app.add_url_rule("/users/<int:user_id>", view_func=show_user, methods=["GET"])
     app.add_url_rule("/users/<int:user_id>", view_func=rename_user, methods=["POST"])
     app.add_url_rule("/stats", view_func=statistics, methods=["GET"])
+    app.add_url_rule("/tier", view_func=tier_state, methods=["GET"])
     return app

@@ -15,6 +15,7 @@ from flask_stash.backends._settings import DEFAULTS as BACKEND_DEFAULTS
 from flask_stash.backends._settings import BackendKeys
 from flask_stash.core.errors import ConfigurationError
 from flask_stash.core.stampede import Protection
+from flask_stash.core.tiersettings import TierSettings
 
 #: Every key we read, with Flask-Caching's default (ours where we add keys).
 DEFAULTS: dict[str, Any] = {
@@ -58,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_DASHBOARD": False,
     "CACHE_DASHBOARD_URL": "/_stash",
     "CACHE_DASHBOARD_ACCESS": None,
+    "CACHE_LOCAL_TIER": None,
     # CACHE_THRESHOLD, CACHE_DIR, CACHE_FILE_HASH_METHOD, CACHE_REDIS_*, CACHE_MEMCACHED_*
     **BACKEND_DEFAULTS,
 }
@@ -116,6 +118,8 @@ class CacheConfig:
     tracing: bool | None
     #: ``(enabled, url, access)`` of the dashboard (``CACHE_DASHBOARD*``).
     dashboard: tuple[bool, str, Callable[[], bool] | None]
+    #: ``CACHE_LOCAL_TIER``: the in-process tier in front of a shared backend, or ``None``.
+    local_tier: TierSettings | None
     raw: Mapping[str, Any] = field(repr=False)
 
 
@@ -174,6 +178,7 @@ def read(merged: Mapping[str, Any]) -> CacheConfig:
         metrics_url=_url_path(merged, "CACHE_METRICS_URL"),
         tracing=_optional_bool(merged, "CACHE_TRACING"),
         dashboard=_dashboard(merged),
+        local_tier=_local_tier(merged),
         raw=dict(merged),
     )
 
@@ -240,6 +245,13 @@ def dashboard_url(url: object, name: str = "CACHE_DASHBOARD_URL") -> str:
     if not isinstance(url, str) or not url.startswith("/") or url.rstrip("/") == "":
         raise ConfigurationError(f"{name} must be a path such as '/_stash', not {url!r}")
     return url.rstrip("/")
+
+
+def _local_tier(merged: Mapping[str, Any]) -> TierSettings | None:
+    try:
+        return TierSettings.parse(merged["CACHE_LOCAL_TIER"])
+    except (ConfigurationError, TypeError) as exc:
+        raise ConfigurationError(f"CACHE_LOCAL_TIER: {exc}") from None
 
 
 def _statuses(value: object) -> frozenset[int]:

@@ -31,6 +31,7 @@ from flask_stash.core.serializers import (
     Serializer,
 )
 from flask_stash.core.store import Store
+from flask_stash.core.tier import tiered
 from flask_stash.signing import app_secrets
 
 Factory = Callable[[Any, dict[str, Any], list[Any], dict[str, Any]], Any]
@@ -94,7 +95,11 @@ def build(app: Any, config: CacheConfig) -> BuiltCache:
     options = {"key_prefix": store_prefix} if store_prefix is not None else {}
     serializer = serializer_for(config, app)
     with store_options(
-        serializer=serializer, fail_open=config.fail_open, hash_method=config.hash_method, **options
+        tier=config.local_tier,
+        serializer=serializer,
+        fail_open=config.fail_open,
+        hash_method=config.hash_method,
+        **options,
     ):
         try:
             made = cls(**kwargs)
@@ -154,7 +159,7 @@ def _build_foreign(
     except TypeError as exc:
         raise ConfigurationError(f"cannot build the cache backend {config.type!r}: {exc}") from exc
     store = Store(
-        _engine_backend(made),
+        tiered(_engine_backend(made), config.local_tier),
         serializer=_declared_serializer(made, config, app) or serializer_for(config, app),
         key_prefix=_foreign_prefix(made, config),
         default_timeout=config.default_timeout,

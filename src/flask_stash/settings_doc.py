@@ -187,6 +187,17 @@ SETTINGS: dict[str, SettingDoc] = {
         "Concurrent misses of one key compute once, in a process and across processes "
         "(per decorator: `stampede=`).",
     ),
+    "CACHE_LOCAL_TIER": SettingDoc(
+        "bool | dict | None",
+        BACKEND,
+        "An in-process tier (a bounded LRU in each worker) in front of a shared backend, "
+        "for memory-speed hits. `True`: 10000 entries, 64 MiB, copies kept at most 60 s; "
+        "or a dict of `max_entries`, `max_bytes` (`None`: no byte bound), `ttl` (the cap, "
+        "seconds) and `channel` (Redis pub/sub channel; default "
+        "`flask_stash:tier:<CACHE_KEY_PREFIX>`). On Redis, writes are published and every "
+        "worker drops its copies; on memcached and the file system copies live at most "
+        "`ttl`. Refused for the in-memory and null backends. See docs/tags-and-tiers.md.",
+    ),
     "CACHE_BREAKER_THRESHOLD": SettingDoc(
         "int",
         BEHAVIOUR,

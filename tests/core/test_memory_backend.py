@@ -464,3 +464,17 @@ def test_each_memory_backend_keeps_its_own_version_stamps() -> None:
     assert isinstance(first.local_stamps, LocalStamps)
     first.local_stamps.create(["f"])
     assert second.local_stamps.version(["f"]) is None
+
+
+def test_get_all_answers_only_when_every_key_is_live(clock: FakeClock) -> None:
+    backend = MemoryBackend(threshold=3, clock=clock)
+    backend.set("a", b"1", None)
+    backend.set("b", b"2", 10)
+    backend.set("c", b"3", None)
+    assert backend.get_all(["a", "b"]) == [b"1", b"2"]
+    assert backend.get_all(["a", "absent"]) is None
+    backend.set("d", b"4", None)  # evicts the least recently used: "c", not "a" or "b"
+    assert backend.get("c") is MISS
+    clock.advance(10)
+    assert backend.get_all(["a", "b"]) is None  # "b" expired
+    assert backend.get_all([]) == []

@@ -31,6 +31,8 @@ from flask_stash.core.backends.prefixed import CallablePrefixBackend
 from flask_stash.core.errors import BackendError
 from flask_stash.core.serializers import CustomSerializer
 from flask_stash.core.store import Store
+from flask_stash.core.tier import tiered
+from flask_stash.core.tiersettings import TierSettings
 
 #: What ``init_app`` adds to the store of the object it builds (serializer, error policy,
 #: key hashing...): set around the constructor call by :func:`store_options`, so the
@@ -40,13 +42,21 @@ _STORE_OPTIONS: ContextVar[Mapping[str, Any]] = ContextVar(
 )
 
 
+#: ``CACHE_LOCAL_TIER`` of the app being configured: the backend built inside
+#: :func:`store_options` goes behind that in-process tier.
+_TIER: ContextVar[TierSettings | None] = ContextVar("local_tier", default=None)
+
+
 @contextmanager
-def store_options(**options: Any) -> Iterator[None]:
-    """Give the stores built inside the block these :class:`Store` options too."""
+def store_options(*, tier: TierSettings | None = None, **options: Any) -> Iterator[None]:
+    """Give the stores built inside the block these :class:`Store` options too, and their
+    backends the in-process ``tier``."""
     token = _STORE_OPTIONS.set(options)
+    tier_token = _TIER.set(tier)
     try:
         yield
     finally:
+        _TIER.reset(tier_token)
         _STORE_OPTIONS.reset(token)
 
 
@@ -135,13 +145,15 @@ class BaseCache:
         """Build the backend and the store ``plan`` describes, and become their front."""
         backend = create_backend(plan.name, **plan.options)
         prefix = plan.key_prefix
-        self._backend = backend
+        self._backend = backend  # the driver's own backend (``_write_client``...), untiered
         store_options = {
             "key_prefix": "" if callable(prefix) else prefix,
             "default_timeout": plan.default_timeout,
             **_STORE_OPTIONS.get(),
         }
-        wrapped = CallablePrefixBackend(backend, prefix) if callable(prefix) else backend
+        wrapped = tiered(backend, _TIER.get())
+        if callable(prefix):
+            wrapped = CallablePrefixBackend(wrapped, prefix)
         self.store = Store(wrapped, **store_options)
         self.default_timeout = plan.default_timeout
         self.ignore_delete_many_errors = plan.ignore_delete_many_errors

@@ -33,6 +33,7 @@ from flask_stash.core.serializers import JsonSerializer, PickleSerializer, Seria
 from flask_stash.core.stampede import Protection
 from flask_stash.core.stats import Stats
 from flask_stash.core.store import Store
+from flask_stash.core.tier import TieredBackend
 
 __all__ = [
     "MISS",
@@ -58,6 +59,7 @@ __all__ = [
     "SupportsLock",
     "SupportsPublish",
     "SupportsScan",
+    "TieredBackend",
     "UndecodableEntry",
     "aget_or_compute",
     "create_backend",

@@ -114,6 +114,33 @@ class MemoryBackend(BaseBackend):
                     out.append(item[0])
         return out
 
+    def get_all(self, keys: Sequence[str]) -> list[bytes] | None:
+        """Every key's value if all are present and live, else ``None`` (nothing dropped).
+
+        The hit path of the in-process tier (an entry and its version stamps): lock-free
+        under the GIL, as :meth:`get` is.
+        """
+        if not _GIL:
+            with self._lock:
+                found = [self._lookup(key, self.clock()) for key in keys]
+            return None if MISS in found else found  # type: ignore[return-value]
+        data = self._data
+        now = self.clock()
+        out = []
+        for key in keys:
+            item = data.get(key)
+            if item is None:
+                return None
+            expires = item[1]
+            if expires is not None and expires <= now:
+                return None
+            try:  # noqa: SIM105 (contextlib.suppress costs more on this path)
+                data.move_to_end(key)
+            except KeyError:  # deleted meanwhile: this read came first
+                pass
+            out.append(item[0])
+        return out
+
     def set(self, key: str, value: bytes, ttl: TTL) -> None:
         expires = self._expiry(ttl)
         with self._lock:

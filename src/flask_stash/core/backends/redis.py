@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, Literal, NoReturn, TypeVar, cast
 
@@ -75,6 +76,8 @@ class RedisCommands(BaseBackend, Generic[C]):
     _reader: C | None = None
     _owns_client = True
     _use_unlink = True
+    #: Whether reads may be answered by replicas, which lag behind the master.
+    reads_from_replicas = False
 
     @property
     def client(self) -> C:
@@ -167,7 +170,7 @@ class RedisCommands(BaseBackend, Generic[C]):
     def subscribe(self, channel: str) -> Subscription:
         """Subscribe now; iterate the result for messages, ``close()`` it when done."""
         return Subscription(
-            self.client.pubsub(ignore_subscribe_messages=True),  # type: ignore[no-untyped-call]
+            self.client.pubsub(),  # type: ignore[no-untyped-call]
             channel,
         )
 
@@ -231,25 +234,63 @@ class RedisBackend(RedisCommands[redis.Redis]):
 
 
 class Subscription:
-    """Messages published on one channel; iterating blocks until the next one."""
+    """Messages published on one channel; iterating blocks until the next one.
 
-    def __init__(self, pubsub: PubSub, channel: str) -> None:
+    Built only once the server confirmed the subscription: a message published after the
+    constructor returns is delivered. A lost connection raises :class:`BackendError`, and
+    so does a connection redis-py re-established and subscribed again by itself (the
+    messages published meanwhile are lost): close it and subscribe again.
+    """
+
+    def __init__(self, pubsub: PubSub, channel: str, confirm_timeout: float = 5.0) -> None:
         self._pubsub = pubsub
+        #: ``time.monotonic()`` of the last reply from the server (message, confirmation,
+        #: pong): how a listener tells a silent channel from a dead one.
+        self.heard_at = time.monotonic()
         try:
             pubsub.subscribe(channel)
+            self._confirm(confirm_timeout)
         except _NATIVE_ERRORS as exc:
             pubsub.close()
             _raise_backend_error("subscribe", exc)
+
+    def _confirm(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            message = self._pubsub.get_message(timeout=left)
+            if message is not None and message["type"] == "subscribe":
+                self.heard_at = time.monotonic()
+                return
+        raise RedisError("the server did not confirm the subscription")
 
     def __iter__(self) -> Subscription:
         return self
 
     def __next__(self) -> bytes:
+        while True:
+            data = self.poll(SUBSCRIBE_POLL)
+            if data is not None:
+                return data
+
+    def poll(self, timeout: float) -> bytes | None:
+        """The next message within ``timeout`` seconds, else ``None``."""
         try:
-            while True:
-                message = self._pubsub.get_message(timeout=SUBSCRIBE_POLL)
-                if message is not None and message["type"] == "message":
-                    return message["data"]  # type: ignore[no-any-return]
+            message = self._pubsub.get_message(timeout=timeout)
+        except _NATIVE_ERRORS as exc:
+            _raise_backend_error("subscribe", exc)
+        if message is None:
+            return None
+        self.heard_at = time.monotonic()
+        if message["type"] == "subscribe":
+            # redis-py reconnected and subscribed again by itself: whatever was published
+            # in between is lost, so this subscription is no longer a complete record.
+            _raise_backend_error("subscribe", RedisError("the connection was re-established"))
+        return message["data"] if message["type"] == "message" else None
+
+    def ping(self) -> None:
+        """Ask the server for a reply on this connection (it moves :attr:`heard_at`)."""
+        try:
+            self._pubsub.ping()
         except _NATIVE_ERRORS as exc:
             _raise_backend_error("subscribe", exc)
 

@@ -75,6 +75,7 @@ class RedisSentinelBackend(RedisBackend):
         self._client = self.sentinel.master_for(service)  # type: ignore[no-untyped-call]
         if settings["read_from_replicas"]:
             self._reader = self.sentinel.slave_for(service)  # type: ignore[no-untyped-call]
+            self.reads_from_replicas = True
 
     def close(self) -> None:
         """Disconnect from the master, the replicas and the sentinels."""

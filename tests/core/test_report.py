@@ -285,3 +285,23 @@ def test_evictions_only_when_the_backend_counts_them_as_an_int(
     assert record.getMessage() == "reading the backend's evictions failed"
     assert record.exc_info is not None
     assert str(record.exc_info[1]) == "gone"
+
+
+class Remote:
+    def evictions(self) -> int:
+        return 7
+
+
+class Front:
+    """An in-process tier: its own LRU's evictions are not the backend's."""
+
+    remote = Remote()
+
+    def evictions(self) -> int:
+        return 99
+
+
+def test_evictions_behind_a_tier_are_the_remote_backends() -> None:
+    store = Store(MemoryBackend())
+    store.backend = Front()  # type: ignore[assignment]
+    assert report(store, everyone=False).evictions == 7

@@ -24,6 +24,7 @@ from flask_stash.core.stats import HIT, MISS_EVENT, WRITE, Reading
 from flask_stash.core.statshare import RECORD_KEY, _integer, _readings, _text
 
 from .. import servers
+from . import redisfamily, tierkit
 from .redisfamily import Flavour
 
 Maker = Callable[[], Any]  # a new client of the one shared backend
@@ -429,3 +430,23 @@ def test_redis_errors_are_failed_pushes_and_reads(
     assert shared.push(store.stats) is True  # the deltas waited
     assert shared.read() == {(HIT, "fn"): Reading(1, 0.0)}
     assert store.gate.breaker.state == "closed"
+
+
+@pytest.mark.server
+def test_a_tiered_store_shares_its_figures_through_the_remote(
+    redis_single: servers.Server,
+) -> None:
+    namespace = f"tiered{uuid.uuid4().hex[:8]}:"
+    tier = tierkit.redis_tier(redis_single, namespace)
+    first, second = Store(tier), Store(tierkit.redis_tier(redis_single, namespace))
+    try:
+        count(first, hits=2, misses=1)
+        before = redisfamily.command_stats(redis_single.port)
+        assert statsflush.push_now(first)
+        pushed = redisfamily.commands_between(before, redisfamily.command_stats(redis_single.port))
+        pushed.pop("hello", None), pushed.pop("select", None)  # the client's first connection
+        assert pushed == {"hincrby": 5}  # one pipeline: no lock, no read of a local copy
+        assert second.shared_stats.read()[(HIT, "fn")] == Reading(2, 1.0)  # type: ignore[index,union-attr]
+    finally:
+        first.close()
+        second.close()

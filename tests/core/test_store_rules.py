@@ -486,6 +486,7 @@ def test_a_stamp_forged_again_and_again_fails_the_write(store: Store, plain: Pla
     plain.get = lambda key: b"x|y" if key == "p:stash-tag:a" else Plain.get(plain, key)  # type: ignore[method-assign]
     plain.get_many = forging  # type: ignore[method-assign]
     assert store.set("k", "v", tags=["a"]) is False
+    assert plain.calls.count(("set", "p:stash-tag:a")) == 2  # replaced twice, then given up
 
 
 def test_a_tagged_read_whose_stamps_fail_is_a_miss(store: Store, plain: Plain) -> None:

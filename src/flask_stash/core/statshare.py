@@ -53,6 +53,12 @@ class SharedStats:
         self._pushing = threading.Lock()
         self._warned = False
 
+    @property
+    def backend(self) -> Any:
+        """The shared backend itself, behind an in-process tier if there is one: the record
+        is read and added to where every process sees it, never from a local copy."""
+        return getattr(self.store.backend, "remote", self.store.backend)
+
     def push(self, stats: Stats) -> bool:
         """Add what ``stats`` counted since the last successful push; ``False`` if the
         backend refused (the deltas wait for the next push)."""
@@ -73,7 +79,7 @@ class SharedStats:
 
     def reset(self) -> bool:
         """Forget every process's figures (``False``: the backend failed)."""
-        return self._call(self.store.backend.delete, self.name) is not None
+        return self._call(self.backend.delete, self.name) is not None
 
     def _call(self, method: Callable[..., R], *args: Any) -> R | None:
         # Statistics are the cache's own business: a failure is not a request's, so it
@@ -82,14 +88,14 @@ class SharedStats:
             return None
         try:
             return method(*args)
-        except (BackendError, *getattr(self.store.backend, "native_errors", ())):
+        except (BackendError, *getattr(self.backend, "native_errors", ())):
             logger.debug("shared statistics: the backend failed", exc_info=True)
             return None
 
     # -- storage ---------------------------------------------------------------------------
 
     def _add(self, fields: Mapping[str, int]) -> bool:
-        client = _redis_client(self.store.backend)
+        client = _redis_client(self.backend)
         if client is not None:
             with client.pipeline(transaction=False) as pipe:
                 for field, delta in fields.items():
@@ -99,7 +105,7 @@ class SharedStats:
         return self._add_locked(fields)
 
     def _add_locked(self, fields: Mapping[str, int]) -> bool:
-        backend, token = self.store.backend, uuid.uuid4().hex
+        backend, token = self.backend, uuid.uuid4().hex
         lock = self.name + ":lock"
         if not backend.acquire_lock(lock, token, LOCK_LEASE):
             return False  # another process is pushing: next time
@@ -113,11 +119,11 @@ class SharedStats:
         return True
 
     def _read(self) -> dict[str, int]:
-        client = _redis_client(self.store.backend)
+        client = _redis_client(self.backend)
         if client is not None:
             raw = client.hgetall(self.name)
             return self._checked({_text(k): _text(v) for k, v in raw.items()})
-        return self._parse(self.store.backend.get(self.name))
+        return self._parse(self.backend.get(self.name))
 
     def _parse(self, blob: object) -> dict[str, int]:
         if blob is MISS or blob is None:

@@ -38,7 +38,8 @@ def instrument(store: Any, tracer_provider: Any = None) -> bool:
     """
     from opentelemetry import trace
 
-    backend = store.backend
+    # Behind an in-process tier, the calls that leave the process are the remote's.
+    backend = getattr(store.backend, "remote", store.backend)
     if getattr(backend, MARK, False):
         return False
     tracer = trace.get_tracer("flask_stash", _version(), tracer_provider=tracer_provider)

@@ -301,3 +301,27 @@ def test_checked_messages() -> None:
     with pytest.raises(ValueError) as empty:
         checked("", named_source)
     assert str(empty.value) == "a tag cannot be empty"
+
+
+def test_the_tags_of_simple_arguments_are_remembered() -> None:
+    store = Store(MemoryBackend())
+    asked: list[int] = []
+
+    def tag_of(user_id: int) -> str:
+        asked.append(user_id)
+        return f"user:{user_id}"
+
+    computed: list[int] = []
+
+    @memoize(store, 60, tags=tag_of)
+    def profile(user_id: int) -> int:
+        computed.append(user_id)
+        return user_id
+
+    for _ in range(3):
+        profile(1)
+    assert asked == [1]  # the stamps of profile(1) are built once
+    store.invalidate_tags(["user:1"])
+    profile(1)
+    assert asked == [1]  # the stamp keys are the same; their values changed
+    assert computed == [1, 1]

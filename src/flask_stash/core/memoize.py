@@ -76,6 +76,7 @@ class MemoizedFunction:
         self._direct = store.backend_key(probe) == store.key_prefix + probe
         self._recent_keys: dict[str, str] = {}
         self._keys_by_args: dict[tuple[Any, ...], str] = {}
+        self._stamps_by_args: dict[tuple[Any, ...], tuple[str, ...]] = {}
         self.plan = Plan(store, protect, scope or self.name, storable=cache_if, spawn=spawn)
         store.stats.describe(self.plan.scope, "memoize")
         self.hit = self.plan.hit
@@ -127,12 +128,23 @@ class MemoizedFunction:
         self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
     ) -> tuple[str, ...]:
         """The stamps a call's entry depends on: the function's, its instance's, its tags'."""
+        simple = not kwargs and all(type(arg) in _EQUAL_MEANS_SAME for arg in args)
+        if simple:
+            # Tags are functions of the arguments: equal simple arguments, equal stamps
+            # (remembered as the keys are, so a tagged hit skips the tags callables).
+            found = self._stamps_by_args.get(args)
+            if found is not None:
+                return found
         stamps: tuple[str, ...] = self.function_stamp
         if self.per_instance and args:
             stamps = (*stamps, self.instance_version_key(args[0]))
         if self.tags is not None and self.tags.dynamic:
             tag_key = self.store.tag_key
             stamps += tuple(tag_key(tag) for tag in self.tags.of_call(args, kwargs or {}))
+        if simple:
+            if len(self._stamps_by_args) >= RECENT_KEYS:
+                self._stamps_by_args.clear()
+            self._stamps_by_args[args] = stamps
         return stamps
 
     def instance_version_key(self, instance: object) -> str:

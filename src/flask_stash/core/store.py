@@ -507,7 +507,7 @@ class Store:
 def _joined_stamps(blobs: Sequence[bytes | Miss]) -> bytes | None:
     """The version of an entry read with ``blobs[0]``: its family stamps, all required."""
     stamps = blobs[1:]
-    if any(stamp is MISS for stamp in stamps):
+    if MISS in stamps:  # MISS equals nothing but itself
         return None
     return b"|".join(stamps)  # type: ignore[arg-type]
 

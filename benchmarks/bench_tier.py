@@ -12,18 +12,16 @@ them (by PID) at exit; the gunicorn scenario needs ``wrk``. Samples are interlea
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import urllib.request
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
 from bench_core import Contender, Settings, micro, print_micro, rotated
+from bench_servers import WRK_CONNECTIONS, WRK_THREADS, fetch, wrk
 from tier_app import BARE_ROUTE, BODY, MEMORY_ROUTE, REDIS_ROUTE, TIER_ROUTE
 
 from flask_stash.core import memoize
@@ -46,24 +44,7 @@ REDIS = "memoize hit, Redis alone"
 MEMORY_DICT = "memoize hit (dict), MemoryBackend"
 TIER_DICT = "memoize hit (dict), tier on Redis"
 WORKERS = 2
-WRK_THREADS = 2
-WRK_CONNECTIONS = 8
 WRK_ROUNDS = 5
-
-
-def fetch(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return str(response.read().decode())
-
-
-def wrk(url: str, seconds: int) -> float:
-    """Requests per second ``wrk`` measured on ``url``; exits on any non-2xx answer."""
-    command = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", url]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
-    found = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
-    if done.returncode != 0 or found is None or "Non-2xx" in done.stdout:
-        raise SystemExit(f"wrk on {url} failed:\n{done.stdout}{done.stderr}")
-    return float(found.group(1))
 
 
 ROW = {"a": [1, 2, 3], "b": "x" * 20}

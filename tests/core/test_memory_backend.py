@@ -466,7 +466,7 @@ def test_each_memory_backend_keeps_its_own_version_stamps() -> None:
     assert second.local_stamps.version(["f"]) is None
 
 
-def test_get_all_answers_only_when_every_key_is_live(clock: FakeClock) -> None:
+def test_get_all_answers_only_when_every_key_is_live(read_mode: bool, clock: FakeClock) -> None:
     backend = MemoryBackend(threshold=3, clock=clock)
     backend.set("a", b"1", None)
     backend.set("b", b"2", 10)

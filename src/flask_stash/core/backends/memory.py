@@ -120,10 +120,12 @@ class MemoryBackend(BaseBackend):
         The hit path of the in-process tier (an entry and its version stamps): lock-free
         under the GIL, as :meth:`get` is.
         """
-        if not _GIL:
+        if not _GIL:  # a free-threaded build: the same read, under the lock
             with self._lock:
-                found = [self._lookup(key, self.clock()) for key in keys]
-            return None if MISS in found else found  # type: ignore[return-value]
+                return self._live_values(keys)
+        return self._live_values(keys)
+
+    def _live_values(self, keys: Sequence[str]) -> list[bytes] | None:
         data = self._data
         now = self.clock()
         out = []

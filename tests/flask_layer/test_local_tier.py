@@ -51,8 +51,8 @@ def test_an_in_process_backend_is_refused(backend: str) -> None:
 
 @pytest.mark.parametrize("value", [None, False])
 def test_off_by_default_and_when_false(value: object) -> None:
-    cache = Cache()
-    cache.init_app(make_app(CACHE_URL="redis://127.0.0.1:1/0", CACHE_LOCAL_TIER=value))
+    cache, app = Cache(), make_app(CACHE_URL="redis://127.0.0.1:1/0", CACHE_LOCAL_TIER=value)
+    cache.init_app(app)  # the cache holds its apps weakly: ``app`` keeps this one alive
     assert isinstance(cache.store.backend, RedisBackend)
 
 
@@ -86,8 +86,8 @@ def test_memcached_and_file_system_get_a_tier_without_channel(
         {"CACHE_URL": f"memcached://{memcached_pair[0].address}"},
         {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": str(tmp_path)},
     ):
-        cache = Cache()
-        cache.init_app(make_app(CACHE_LOCAL_TIER={"ttl": 5}, **config))
+        cache, app = Cache(), make_app(CACHE_LOCAL_TIER={"ttl": 5}, **config)
+        cache.init_app(app)  # the cache holds its apps weakly: ``app`` keeps this one alive
         tier = cache.store.backend
         assert isinstance(tier, TieredBackend)
         assert tier.channel is None

@@ -117,6 +117,20 @@ def entry_of(store: Store, bkey: str) -> Entry:
 # -- construction -----------------------------------------------------------------------------
 
 
+class Fronted(Plain):
+    """A backend with another behind it, as an in-process tier has."""
+
+    def __init__(self, remote: Plain) -> None:
+        super().__init__()
+        self.remote = remote
+
+
+def test_the_shared_backend_is_the_one_behind_a_tier(plain: Plain) -> None:
+    assert Store(plain).shared_backend is plain
+    fronted = Fronted(plain)
+    assert Store(fronted).shared_backend is plain
+
+
 def test_a_store_defaults(plain: Plain) -> None:
     store = Store(plain)
     assert isinstance(store.serializer, PickleSerializer)

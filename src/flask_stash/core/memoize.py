@@ -128,7 +128,12 @@ class MemoizedFunction:
         self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
     ) -> tuple[str, ...]:
         """The stamps a call's entry depends on: the function's, its instance's, its tags'."""
-        simple = not kwargs and all(type(arg) in _EQUAL_MEANS_SAME for arg in args)
+        # A method's first argument is never a simple value: its hits skip the lookup.
+        simple = (
+            not self.per_instance
+            and not kwargs
+            and all(type(arg) in _EQUAL_MEANS_SAME for arg in args)
+        )
         if simple:
             # Tags are functions of the arguments: equal simple arguments, equal stamps
             # (remembered as the keys are, so a tagged hit skips the tags callables).

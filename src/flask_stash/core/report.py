@@ -195,7 +195,7 @@ def report(store: Any, *, everyone: bool = True) -> Report:
         shared is not None,
         store.gate.name,
         os.getpid(),
-        evictions_of(getattr(store.backend, "remote", store.backend)),
+        evictions_of(store.shared_backend),
         {
             "state": health.state,
             "healthy": health.healthy,

@@ -57,7 +57,7 @@ class SharedStats:
     def backend(self) -> Any:
         """The shared backend itself, behind an in-process tier if there is one: the record
         is read and added to where every process sees it, never from a local copy."""
-        return getattr(self.store.backend, "remote", self.store.backend)
+        return self.store.shared_backend
 
     def push(self, stats: Stats) -> bool:
         """Add what ``stats`` counted since the last successful push; ``False`` if the

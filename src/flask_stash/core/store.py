@@ -109,6 +109,14 @@ class Store:
         self.shared_stats = SharedStats(self) if self.stampede.locks else None
         statsflush.watch(self)
 
+    @property
+    def shared_backend(self) -> Backend:
+        """The backend every process sees: ``backend`` itself, or the remote behind an
+        in-process tier (:mod:`flask_stash.core.tier`). Statistics, evictions and traces
+        are about it, never about a local copy."""
+        remote: Backend | None = getattr(self.backend, "remote", None)
+        return self.backend if remote is None else remote
+
     # -- keys ---------------------------------------------------------------------------
 
     def backend_key(self, key: str) -> str:

@@ -38,8 +38,7 @@ def instrument(store: Any, tracer_provider: Any = None) -> bool:
     """
     from opentelemetry import trace
 
-    # Behind an in-process tier, the calls that leave the process are the remote's.
-    backend = getattr(store.backend, "remote", store.backend)
+    backend = store.shared_backend  # behind a tier, the calls that leave the process
     if getattr(backend, MARK, False):
         return False
     tracer = trace.get_tracer("flask_stash", _version(), tracer_provider=tracer_provider)

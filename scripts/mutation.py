@@ -17,9 +17,11 @@ Usage: ``python scripts/mutation.py [module-path ...] [--keep]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -46,6 +48,8 @@ class Target:
     path: str  # relative to the repository, e.g. "src/flask_stash/core/keys.py"
     tests: tuple[str, ...]
     enforced: bool
+    #: pytest arguments of this module alone (a backend's tests need its real server).
+    pytest_args: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -70,7 +74,13 @@ def load_settings() -> tuple[float, list[str], list[Target]]:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
     settings = data["tool"]["flask_stash"]["mutation"]
     targets = [
-        Target(m["path"], tuple(m["tests"]), bool(m["enforced"])) for m in settings["modules"]
+        Target(
+            m["path"],
+            tuple(m["tests"]),
+            bool(m["enforced"]),
+            tuple(m["pytest_args"]) if "pytest_args" in m else None,
+        )
+        for m in settings["modules"]
     ]
     check_paths_exist(targets)
     return float(settings["threshold"]), list(settings.get("pytest_args", [])), targets
@@ -141,27 +151,49 @@ def prepare(target: Target, pytest_args: list[str], keep: bool) -> Path:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
     pytest_ini = dict(project["tool"]["pytest"]["ini_options"])
     pytest_ini.pop("testpaths", None)
-    (workdir / "pyproject.toml").write_text(mutmut_config(target, pytest_args, pytest_ini))
+    own_args = list(target.pytest_args) if target.pytest_args is not None else pytest_args
+    (workdir / "pyproject.toml").write_text(mutmut_config(target, own_args, pytest_ini))
     return workdir
 
 
 def run_mutmut(target: Target, workdir: Path) -> float:
     mutmut = Path(sys.executable).with_name("mutmut")
-    env = dict(os.environ, HYPOTHESIS_PROFILE="ci", PYTHONDONTWRITEBYTECODE="1")
+    # Test servers run in pytest's temporary directories: under this one, found again below.
+    scratch = workdir / "tmp"
+    scratch.mkdir(exist_ok=True)
+    env = dict(
+        os.environ, HYPOTHESIS_PROFILE="ci", PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(scratch)
+    )
     started = time.monotonic()
     log = workdir / "mutmut.log"
     with log.open("w") as out:
-        code = subprocess.call(
-            [str(mutmut), "run", "--max-children", str(os.cpu_count() or 2)],
-            cwd=workdir,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        try:
+            code = subprocess.call(
+                [str(mutmut), "run", "--max-children", str(os.cpu_count() or 2)],
+                cwd=workdir,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        finally:
+            stop_servers_under(scratch)
     if code != 0:
         sys.stdout.write(log.read_text("utf-8", "replace")[-4000:])
         sys.exit(f"mutmut failed on {target.path} (exit {code}); log: {log}")
     return time.monotonic() - started
+
+
+def stop_servers_under(scratch: Path) -> None:
+    """Kill servers a mutant's test run left behind: mutmut kills a timed-out mutant's
+    process without running its fixtures' teardown, so its redis-server stays up."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cwd = Path(os.readlink(proc / "cwd"))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if cwd.is_relative_to(scratch):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(proc.name), signal.SIGKILL)
 
 
 def score(target: Target, workdir: Path, accepted: dict[str, str], seconds: float) -> Score:

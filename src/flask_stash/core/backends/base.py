@@ -50,8 +50,11 @@ class BaseBackend:
             return
         for name in BACKEND_CALLS:
             method = cls.__dict__.get(name)
-            if method is not None and not getattr(method, "_stash_wrapped", False):
-                setattr(cls, name, _wrap_errors(method, cls.native_errors, cls.__name__))
+            if method is not None:
+                # An alias of a wrapped method (``get = Parent.get``) is wrapped again from
+                # its original: one layer, catching this class's errors, under its name.
+                original = getattr(method, "_stash_original", method)
+                setattr(cls, name, _wrap_errors(original, cls.native_errors, cls.__name__))
 
     # Generic fallbacks; backends with a native multi-key operation override them.
     def get(self, key: str) -> bytes | Miss:
@@ -93,7 +96,7 @@ def _wrap_errors(method: F, errors: tuple[type[BaseException], ...], owner: str)
         except errors as exc:
             raise BackendError(f"{owner}.{method.__name__} failed: {exc}", exc) from exc
 
-    wrapper._stash_wrapped = True  # type: ignore[attr-defined]
+    wrapper._stash_original = method  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 

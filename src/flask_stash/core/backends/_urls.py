@@ -4,7 +4,8 @@ One parser serves Redis (single server, Sentinel, Cluster) and memcached, so hos
 IPv6 literals (``[::1]:6379``), credentials and Unix socket paths follow one set of rules.
 :func:`parse_storage_uri` turns ``scheme://[[user]:password@]h1:p1,h2:p2[/path][?query]``
 into a :class:`StorageURIOptions` record; the functions below it map that record onto what
-each backend's driver takes. Malformed input is a :class:`ConfigurationError`.
+each backend's driver takes. Malformed input is a :class:`ConfigurationError`; its message
+shows the URL without its password (:func:`shown`), since configuration errors end up in logs.
 
 redis-py is imported by the Redis functions only, so memcached URLs parse without it.
 """
@@ -60,9 +61,9 @@ def parse_storage_uri(url: str, default_port: int) -> StorageURIOptions:
         parts = urlsplit(url)
         query = parse_qs(parts.query, strict_parsing=bool(parts.query))
     except ValueError as exc:
-        raise ConfigurationError(f"malformed cache URL {url!r}: {exc}") from None
+        raise ConfigurationError(f"malformed cache URL {shown(url)}: {exc}") from None
     if not parts.scheme or not url.startswith(f"{parts.scheme}://"):
-        raise ConfigurationError(f"not a cache URL (scheme://...): {url!r}")
+        raise ConfigurationError(f"not a cache URL (scheme://...): {shown(url)}")
     userinfo, _, hostlist = parts.netloc.rpartition("@")
     username, _, password = (unquote(part) for part in userinfo.partition(":"))
     hosts = unquote(hostlist)
@@ -74,6 +75,15 @@ def parse_storage_uri(url: str, default_port: int) -> StorageURIOptions:
         password=password or None,
         query={name: values[-1] for name, values in query.items()},
     )
+
+
+def shown(url: str) -> str:
+    """``url`` quoted for a message, its password (if any) replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    userinfo, _, hosts = netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return repr(f"{scheme}{sep}{user}:***@{hosts}{slash}{tail}" if password else url)
 
 
 def parse_hosts(spec: object, default_port: int) -> list[tuple[str, int]]:
@@ -148,19 +158,21 @@ def redis_url_options(url: str | None) -> dict[str, Any]:
     scheme, _, rest = url.partition("://")
     scheme = {"valkey": "redis", "valkeys": "rediss"}.get(scheme, scheme)
     if not rest or scheme not in ("redis", "rediss", "unix"):
-        raise ConfigurationError(f"not a Redis URL (redis://, rediss://, unix://): {url!r}")
+        raise ConfigurationError(f"not a Redis URL (redis://, rediss://, unix://): {shown(url)}")
     try:
         path = urlsplit(url).path.strip("/")
         options: dict[str, Any] = parse_url(f"{scheme}://{rest}")  # type: ignore[no-untyped-call]
     except ValueError as exc:
-        raise ConfigurationError(f"malformed Redis URL {url!r}: {exc}") from None
+        raise ConfigurationError(f"malformed Redis URL {shown(url)}: {exc}") from None
     if scheme != "unix" and path and not path.isdigit():
-        raise ConfigurationError(f"the path of a Redis URL is a database number: {url!r}")
+        raise ConfigurationError(f"the path of a Redis URL is a database number: {shown(url)}")
     options.pop("connection_class", None)  # redis.Redis takes ssl= / unix_socket_path=
     if scheme == "rediss":
         options["ssl"] = True
     if scheme == "unix":
-        options["unix_socket_path"] = options.pop("path", None)
+        if "path" not in options:  # redis.Redis would silently use TCP to localhost
+            raise ConfigurationError(f"a unix:// Redis URL needs the socket's path: {shown(url)}")
+        options["unix_socket_path"] = options.pop("path")
     return options
 
 
@@ -171,9 +183,9 @@ def redis_hosts_url(
     parsed = parse_storage_uri(url, default_port)
     if parsed.scheme not in schemes:
         known = ", ".join(f"{scheme}://" for scheme in schemes)
-        raise ConfigurationError(f"unsupported Redis URL {url!r}; expected {known}")
+        raise ConfigurationError(f"unsupported Redis URL {shown(url)}; expected {known}")
     if not parsed.locations:
-        raise ConfigurationError(f"no Redis host given in {url!r}")
+        raise ConfigurationError(f"no Redis host given in {shown(url)}")
     options = {name: _redis_query_value(name, value) for name, value in parsed.query.items()}
     credentials = (("username", parsed.username), ("password", parsed.password))
     options.update({name: value for name, value in credentials if value})
@@ -193,7 +205,7 @@ def sentinel_url_options(url: str) -> tuple[list[tuple[str, int]], dict[str, Any
     if len(path) > 1:
         settings["db"] = _int(path[1], "the database number")
     if len(path) > 2:
-        raise ConfigurationError(f"a Sentinel URL's path is /service[/db]: {url!r}")
+        raise ConfigurationError(f"a Sentinel URL's path is /service[/db]: {shown(url)}")
     return hosts, settings, options
 
 
@@ -241,14 +253,17 @@ def memcached_url(url: str) -> tuple[list[Location], str | None, str | None]:
     the user and password of ``memcached://user:password@host`` (SASL)."""
     parsed = parse_storage_uri(url, MEMCACHED_PORT)
     if parsed.scheme != "memcached":
-        raise ConfigurationError(f"not a memcached:// URL: {url!r}")
+        raise ConfigurationError(f"not a memcached:// URL: {shown(url)}")
     servers: list[Location] = list(parsed.locations)
     if not servers:
         servers = ["/" + "/".join(parsed.path)] if parsed.path else [DEFAULT_MEMCACHED]
     elif parsed.path:
-        raise ConfigurationError(f"memcached URLs name servers only (use options): {url!r}")
+        raise ConfigurationError(f"memcached URLs name servers only (use options): {shown(url)}")
     if parsed.query:
-        raise ConfigurationError(f"memcached URLs name servers only (use options): {url!r}")
+        raise ConfigurationError(f"memcached URLs name servers only (use options): {shown(url)}")
+    if parsed.password and not parsed.username:
+        # SASL needs both; without the user it would silently connect unauthenticated.
+        raise ConfigurationError(f"a memcached password needs a user (SASL): {shown(url)}")
     return servers, parsed.username, parsed.password
 
 

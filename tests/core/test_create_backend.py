@@ -128,3 +128,40 @@ def test_every_scheme_names_a_registered_backend() -> None:
 def test_bad_targets_and_options(target: str, options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         create_backend(target, **options)
+
+
+def test_unknown_names_list_the_known_ones() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        create_backend("Redis")  # names are exact
+    assert str(raised.value) == (
+        "unknown backend 'Redis'; known backends: filesystem, memcached, memcached-sasl, "
+        "memory, null, redis, redis-cluster, redis-sentinel"
+    )
+    with pytest.raises(ConfigurationError) as raised:
+        create_backend("redis+sentinal://:secret@h")
+    message = str(raised.value)
+    assert message.startswith("unknown cache URL scheme in 'redis+sentinal://:***@h'; known: ")
+    assert "secret" not in message
+    known = [scheme.removesuffix("://") for scheme in message.partition("; known: ")[2].split(", ")]
+    assert known == sorted(SCHEMES)  # every scheme, in alphabetical order
+    assert {"redis", "redis+sentinel", "memcached", "file"} <= set(known)
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("memcached://u@h", "memcached-sasl"),  # a user alone asks for SASL
+        ("memcached://u:p@h", "memcached-sasl"),
+        ("memcached://h", "memcached"),
+    ],
+)
+def test_memcached_credentials_choose_the_backend(url: str, name: str) -> None:
+    assert parse_url(url) == (name, {"url": url})
+
+
+def test_a_memcached_password_without_a_user_is_refused() -> None:
+    # It used to select the plain backend, which connected without the password.
+    with pytest.raises(
+        ConfigurationError, match=r"password needs a user \(SASL\): 'memcached://:\*\*\*@h'$"
+    ):
+        create_backend("memcached://:secret@h")

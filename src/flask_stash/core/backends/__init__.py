@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from flask_stash.core.api import Backend
-from flask_stash.core.backends._urls import memcached_url
+from flask_stash.core.backends._urls import memcached_url, shown
 from flask_stash.core.errors import ConfigurationError
 
 #: Backend name -> "module:Class". Later backends register here too.
@@ -92,7 +92,7 @@ def parse_url(url: str) -> tuple[str, dict[str, Any]]:
     name = SCHEMES.get(parts.scheme)
     if name is None:
         known = ", ".join(f"{s}://" for s in sorted(SCHEMES))
-        raise ConfigurationError(f"unknown cache URL scheme in {url!r}; known: {known}")
+        raise ConfigurationError(f"unknown cache URL scheme in {shown(url)}; known: {known}")
     if name == "filesystem":
         path = unquote(parts.netloc + parts.path)
         if not path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ import pytest
 from flask_stash.core import statsflush
 from flask_stash.core.api import MISS, TTL, Miss
 from flask_stash.core.backends.memory import MemoryBackend
+from flask_stash.core.backends.prefixed import CallablePrefixBackend
 from flask_stash.core.entry import Entry
 from flask_stash.core.errors import BackendError, SerializationError
 from flask_stash.core.keys import hash_text
@@ -129,6 +130,36 @@ def test_the_shared_backend_is_the_one_behind_a_tier(plain: Plain) -> None:
     assert Store(plain).shared_backend is plain
     fronted = Fronted(plain)
     assert Store(fronted).shared_backend is plain
+
+
+class Tenanted(Plain):
+    """What a callable key prefix needs besides get/set: keys to list, counters, locks."""
+
+    def scan(self, prefix: str) -> Iterator[str]:
+        return iter([key for key in self.data if key.startswith(prefix)])
+
+    def incr(self, key: str, delta: int, ttl: TTL) -> int:
+        raise NotImplementedError
+
+    def acquire_lock(self, name: str, token: str, lease: float) -> bool:
+        raise NotImplementedError
+
+    def release_lock(self, name: str, token: str) -> bool:
+        raise NotImplementedError
+
+
+def outside_a_request() -> str:
+    raise RuntimeError("the tenant is known inside a request only")
+
+
+def test_the_shared_backend_is_below_a_callable_key_prefix() -> None:
+    # The statistics round runs outside requests: it must not call the prefix function.
+    shared = Tenanted()
+    assert Store(CallablePrefixBackend(shared, outside_a_request)).shared_backend is shared
+    tier = Tenanted()
+    tier.remote = shared  # type: ignore[attr-defined]  # as an in-process tier has
+    # The prefix wrapper is built over the tier (flask_stash.backends.base).
+    assert Store(CallablePrefixBackend(tier, outside_a_request)).shared_backend is shared
 
 
 def test_a_store_defaults(plain: Plain) -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import request
 
 from flask_stash import Cache
+from flask_stash.core import statsflush
 from flask_stash.core.backends.prefixed import CallablePrefixBackend
 from flask_stash.core.backends.redis import RedisBackend
 from flask_stash.core.errors import ConfigurationError
@@ -104,6 +106,37 @@ def test_a_callable_prefix_goes_in_front_of_the_tier(redis_single: Server) -> No
     cache.set("k", 1)
     assert cache.get("k") == 1
     cache.clear()
+    cache.store.close()
+
+
+@pytest.mark.parametrize("tier", [True, None])
+def test_statistics_under_a_per_request_prefix_are_pushed_outside_requests(
+    redis_single: Server, tier: object
+) -> None:
+    # The statistics round runs in a background thread, where a prefix that reads the
+    # request cannot answer: the record is the whole cache's, one hash on the server.
+    cache = redis_cache(
+        redis_single, "", tier, CACHE_OPTIONS={"key_prefix": lambda: f"{request.host}:"}
+    )
+    app = cache.app_for_tests  # type: ignore[attr-defined]
+
+    @app.route("/")
+    @cache.cached(60)
+    def index() -> str:
+        return "page"
+
+    shared = cache.store.shared_stats
+    assert shared is not None and shared.name == "__flask_stash_stats__"
+    assert shared.reset() is True  # the session's server may hold another test's figures
+    client = app.test_client()
+    for _ in range(3):
+        assert client.get("/").text == "page"
+    assert statsflush.push_now(cache.store) is True
+    everyone = shared.read()
+    assert everyone is not None and everyone[("hits", "index")].events == 2
+    assert shared.reset() is True
+    with app.test_request_context():
+        cache.clear()
     cache.store.close()
 
 

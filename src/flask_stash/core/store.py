@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from flask_stash.core import statsflush
 from flask_stash.core.api import MISS, TTL, Backend, Miss, SupportsIncrement, SupportsLock
+from flask_stash.core.backends.prefixed import CallablePrefixBackend
 from flask_stash.core.breaker import Breaker
 from flask_stash.core.entry import Entry, is_immutable, is_well_formed
 from flask_stash.core.errors import (
@@ -113,9 +114,14 @@ class Store:
     def shared_backend(self) -> Backend:
         """The backend every process sees: ``backend`` itself, or the remote behind an
         in-process tier (:mod:`flask_stash.core.tier`). Statistics, evictions and traces
-        are about it, never about a local copy."""
-        remote: Backend | None = getattr(self.backend, "remote", None)
-        return self.backend if remote is None else remote
+        are about it, never about a local copy. A callable key prefix's wrapper is looked
+        through too: the statistics round runs outside any request, where a per-tenant
+        prefix function cannot answer, and the figures are the whole cache's."""
+        backend = self.backend
+        if isinstance(backend, CallablePrefixBackend):
+            backend = backend.inner
+        remote: Backend | None = getattr(backend, "remote", None)
+        return backend if remote is None else remote
 
     # -- keys ---------------------------------------------------------------------------
 

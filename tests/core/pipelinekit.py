@@ -4,9 +4,12 @@ flights played by the test, and the counters a caller's outcome ends in."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+import pytest
+
+from flask_stash.core import ticket as ticket_module
 from flask_stash.core.api import MISS, TTL, Miss
 from flask_stash.core.engine import Lookup
 from flask_stash.core.entry import Entry
@@ -162,3 +165,14 @@ def lookup(key: str = KEY, *vkeys: str) -> Lookup:
 
 NO_WAIT = Protection(lock_wait=0)
 Refresh = Callable[[Any], object]
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_held() -> Iterator[None]:
+    """Each test ends the tickets it leads: one left open would make a later test's miss
+    on the same key look re-entrant. The keys held are forgotten between tests."""
+    yield
+    held = ticket_module._held.get() or {}
+    still_open = sorted(key for key, ticket in held.items() if ticket.open)
+    ticket_module._held.set(None)
+    assert still_open == [], f"tickets left open on {still_open}"

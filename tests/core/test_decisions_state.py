@@ -44,7 +44,17 @@ from flask_stash.core.store import Store
 from flask_stash.core.ticket import PASS_VALUE, Plan, Ticket, leader
 from flask_stash.testing import FakeClock
 
-from .pipelinekit import KEY, SCOPE, Scripted, blob_of, lookup, make_store, outcomes, plant
+from .pipelinekit import (
+    KEY,
+    SCOPE,
+    Scripted,
+    blob_of,
+    lookup,
+    make_store,
+    nothing_left_held,  # noqa: F401 (an autouse fixture)
+    outcomes,
+    plant,
+)
 
 NOW = 1000.0
 

@@ -46,6 +46,7 @@ from .pipelinekit import (
     in_flight,
     lookup,
     make_store,
+    nothing_left_held,  # noqa: F401 (an autouse fixture)
     outcomes,
     plant,
     stored,

@@ -6,7 +6,10 @@ caller's one outcome is counted, the fail-safe window and a leader's turn."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import threading
+import weakref
 from collections import namedtuple
 from typing import Any
 
@@ -57,6 +60,7 @@ from .pipelinekit import (
     blob_of,
     lookup,
     make_store,
+    nothing_left_held,  # noqa: F401 (an autouse fixture)
     outcomes,
     plant,
     stored,
@@ -154,7 +158,7 @@ def test_a_plan_reads_with_its_reader_and_derives_another(store: Store) -> None:
     read_by: list[str] = []
 
     def reader(tag: str) -> Any:
-        return lambda where: read_by.append(tag) or (MISS, b"x")
+        return lambda where: read_by.append(f"{tag} {where.key}") or (MISS, b"x")
 
     def storable(value: object) -> bool:
         return True
@@ -168,7 +172,7 @@ def test_a_plan_reads_with_its_reader_and_derives_another(store: Store) -> None:
     assert plan.read_entry(lookup()) == (MISS, b"x")
     derived = plan.derive(read=reader("second"))
     assert derived.read_entry(lookup()) == (MISS, b"x")
-    assert read_by == ["first", "second"]
+    assert read_by == [f"first {KEY}", f"second {KEY}"]
     assert (derived.store, derived.protect, derived.scope) == (store, protect, SCOPE)
     assert (derived.storable, derived.spawn, derived.shares_values) == (storable, spawn, False)
     assert derived.hit is plan.hit
@@ -217,6 +221,44 @@ def test_a_task_does_not_hold_the_keys_its_siblings_compute(store: Store) -> Non
     assert len(store.stampede.async_flights) == 0
 
 
+def test_a_ticket_never_prepared_stores_nothing_over_any_invalidation(
+    store: Store, backend: Scripted
+) -> None:
+    store.stampede.deleted(KEY)  # when, relative to its computation, it cannot tell
+    Ticket(plan_of(store), lookup()).keep("v", 60)
+    assert backend.calls == []
+
+
+def test_a_finished_computation_is_not_kept_alive_by_its_hold(store: Store) -> None:
+    class Value:
+        pass
+
+    value = Value()
+    alive = weakref.ref(value)
+    last = Entry(value, 0.0, 1.0)
+    ticket = led(plan_of(store), KEY, last)
+    ticket.keep("new", 60)
+    del value, last, ticket
+    gc.collect()
+    assert alive() is None
+
+
+def test_a_ticket_may_end_in_another_thread(store: Store) -> None:
+    ticket = led(plan_of(store))
+    seen: list[bool] = []
+
+    def elsewhere() -> None:  # a fresh context: it holds nothing
+        seen.append(holds(KEY))
+        ticket.keep("v", 60)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join(10)
+    assert seen == [False]
+    assert waiters_see(ticket).kind == STORED
+    assert not holds(KEY)  # ended: its hold here no longer counts
+
+
 def test_a_ticket_that_ends_lets_go_only_of_its_own_hold(store: Store) -> None:
     plan = plan_of(store)
     first = led(plan)
@@ -241,7 +283,7 @@ def test_keep_writes_the_entry_and_tells_the_waiters_its_bytes(
     assert backend.ttls[KEY] == 65
     assert waiters_see(ticket) == Outcome(STORED, backend.data[KEY])
     assert outcomes(store) == {MISS_EVENT: (1, 0.0), WRITE: (1, len(backend.data[KEY]))}
-    assert not ticket.open
+    assert ticket.open is False
     assert not holds(KEY)
 
 
@@ -353,8 +395,9 @@ def test_keep_logs_the_recovery_of_a_failing_recomputation(
     store.stampede.failing("recomputing", SCOPE, RuntimeError("x"))
     caplog.clear()
     with caplog.at_level(logging.INFO, "flask_stash"):
+        led(plan_of(store, fail_safe=30), "p:b", None).keep("new", 60)  # nothing replaced
+        assert caplog.records == []
         led(plan_of(store, fail_safe=30), KEY, last).keep("new", 60)
-        led(plan_of(store, fail_safe=30), "p:b", None).keep("new", 60)
     assert [r.getMessage() for r in caplog.records] == [
         f"recomputing of {SCOPE} works again after 1 failure(s)"
     ]
@@ -368,6 +411,7 @@ def test_keep_without_a_fail_safe_logs_no_recovery(
     caplog.clear()
     with caplog.at_level(logging.INFO, "flask_stash"):
         led(Plan(store), KEY, last).keep("new", 60)
+        assert caplog.records == []
         led(Plan(store, Protection(fail_safe=30)), KEY, last).keep("new", 60)
     assert [r.getMessage() for r in caplog.records] == [
         f"recomputing of {KEY} works again after 1 failure(s)"
@@ -393,7 +437,9 @@ def test_write_returns_the_bytes_written_at_the_given_key(
 def test_write_clears_the_tickets_pass_mark_not_the_variants(store: Store) -> None:
     store.stampede.mark_pass(KEY)
     store.stampede.mark_pass("p:variant")
-    led(plan_of(store)).write("p:variant", "v", 60)
+    ticket = led(plan_of(store))
+    ticket.write("p:variant", "v", 60)
+    ticket.stored()
     assert not store.stampede.passing(KEY)
     assert store.stampede.passing("p:variant")
 
@@ -406,7 +452,9 @@ def test_an_unstorable_value_is_counted_and_logged_not_raised(
 
     store.serializer.dumps = refuse  # type: ignore[method-assign]
     with caplog.at_level(logging.WARNING, "flask_stash"):
-        assert led(plan_of(store)).write(KEY, "v", 60) is None
+        ticket = led(plan_of(store))
+        assert ticket.write(KEY, "v", 60) is None
+        ticket.abandon()
         assert Ticket(Plan(store), lookup()).write(KEY, "v", 60) is None
     assert store.stats.get("errors", f"store {SCOPE}") == 1
     assert store.stats.get("errors", f"store {KEY}") == 1
@@ -440,6 +488,11 @@ def test_jitter_never_makes_a_ttl_vanish(
     monkeypatch.setattr(ticket_module.random, "random", lambda: 1.0)
     led(plan_of(store, jitter=0.999)).keep("v", 0.5)
     assert backend.ttls[KEY] == 0.001
+
+
+def test_without_jitter_the_ttl_is_the_timeout_exactly(store: Store, backend: Scripted) -> None:
+    led(plan_of(store)).keep("v", 0.0001)
+    assert backend.ttls[KEY] == 0.0001
 
 
 def test_jitter_leaves_entries_that_never_expire_alone(
@@ -650,7 +703,9 @@ def test_a_turn_that_found_the_result_serves_it_to_everyone(store: Store, clock:
     entry = Entry("theirs", clock(), clock() + 10, None, None, (), 2.0)
     flight, _ = store.stampede.flights.begin(KEY)
     ticket = leader(plan_of(store), lookup(), None, None, flight, False)
+    plan = ticket.plan
     turned = after_turn(ticket, Turn(True, entry))
+    assert (turned.plan, turned.where) == (plan, lookup())
     assert turned.ready
     assert turned.value == "theirs"
     assert not turned.stale
@@ -718,6 +773,7 @@ def test_the_fail_safe_window_runs_from_the_end_of_the_servable_time(
     assert fail_safe_allows(plan, Entry("v", 0, now - 20, now - 9.999))  # after its stale time
     assert not fail_safe_allows(plan, Entry("v", 0, now - 5, now - 10))
     assert fail_safe_allows(plan, Entry("v", 0, None))
+    assert fail_safe_allows(plan_of(store, fail_safe=0.5), Entry("v", 0, now - 0.2))
 
 
 def test_the_fail_safe_needs_a_last_good_value_and_the_option(
@@ -726,6 +782,8 @@ def test_the_fail_safe_needs_a_last_good_value_and_the_option(
     now = clock()
     assert not fail_safe_allows(plan_of(store, fail_safe=10), None)
     assert not fail_safe_allows(plan_of(store), Entry("v", 0, now))
+    stale_but_off = Entry("v", 0, now - 1, now + 5)  # written with a stale window, now off
+    assert not fail_safe_allows(plan_of(store), stale_but_off)
     assert not fail_safe_allows(plan_of(store, fail_safe=10), Entry(PASS_VALUE, 0, now))
 
 

@@ -267,8 +267,8 @@ class Ticket:
     def _count(self) -> None:
         event, plan = self._outcome, self.plan
         self._outcome = None
-        if event is STALE:
-            plan.outcome(STALE, self.last.cost if self.last is not None else 0.0)
+        if event is STALE:  # set by fail() only when a last good value was served
+            plan.outcome(STALE, self.last.cost)  # type: ignore[union-attr]
         elif event is MISS_EVENT and plan.store.gate.failed_here():
             plan.outcome(BACKEND_FAILED)
         else:

@@ -7,6 +7,7 @@ one outcome is checked with the value it got."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
@@ -53,6 +54,7 @@ from .pipelinekit import (
 )
 
 CLAIM = KEY + ":refresh"
+VKEY = "p:family"
 
 
 class Jobs:
@@ -158,6 +160,7 @@ def test_decide_starts_a_refresh_only_when_given_one(store: Store, jobs: Jobs) -
     ticket = decide(plan, lookup(), entry, None)
     assert ticket.ready
     assert ticket.stale
+    assert ticket.where == lookup()
     assert jobs.queued == []
     ticket = decide(plan, lookup(), entry, None, keeping("new"))
     assert ticket.ready
@@ -170,6 +173,22 @@ def test_decide_passes_the_version_and_store_ok_to_the_miss(store: Store) -> Non
     ticket = decide(plan_of(store), lookup(), MISS, b"s1", store_ok=False)
     assert not ticket.stores
     assert ticket.version == b"s1"
+    ticket = decide(plan_of(store), lookup(), MISS, None)
+    assert ticket.stores
+    ticket.abandon()
+
+
+def test_a_miss_writes_under_the_stamp_its_read_fetched(store: Store, backend: Scripted) -> None:
+    backend.data[VKEY] = b"s1"
+    ticket = fetch(plan_of(store), lookup(KEY, VKEY), None)
+    assert ticket.version == b"s1"
+    ticket.keep("v", 60)
+    assert stored(store).version == b"s1"  # type: ignore[union-attr]
+    assert backend.named("add") == []  # the stamp read with the entry: none fetched again
+    ticket = miss(plan_of(store), lookup("p:other", VKEY), b"s1")
+    assert ticket.version == b"s1"
+    ticket.abandon()
+    assert backend.named("add") == []
 
 
 # -- the leader's turn ---------------------------------------------------------------------
@@ -288,11 +307,30 @@ def test_a_waiter_raises_its_leaders_error(store: Store) -> None:
     assert raised.value is error
 
 
+def test_a_waiter_serves_the_last_value_when_its_leader_fails(store: Store) -> None:
+    last = plant(store, "old", fresh_for=1, age=2)
+    in_flight(store, outcome=Outcome("error", error=RuntimeError("down")))
+    ticket = miss(plan_of(store, fail_safe=60), lookup(), None, last=last)
+    assert ticket.ready
+    assert ticket.stale
+    assert ticket.value == "old"
+
+
 def test_misses_that_need_no_flight_skip_it(store: Store) -> None:
     in_flight(store)  # would be waited for
     store.stampede.mark_pass(KEY)
     ticket = miss(plan_of(store), lookup(), None)
     assert not ticket.ready
+    ticket.abandon()
+    assert outcomes(store) == {PASS_EVENT: (1, 0.0)}
+
+
+def test_a_pass_marker_read_skips_the_flight(store: Store, clock: FakeClock) -> None:
+    in_flight(store)  # would be waited for
+    marker = Entry(PASS_VALUE, clock(), clock())
+    ticket = miss(plan_of(store), lookup(), None, last=marker)
+    assert not ticket.ready
+    assert ticket.last is marker
     ticket.abandon()
     assert outcomes(store) == {PASS_EVENT: (1, 0.0)}
 
@@ -345,7 +383,11 @@ def test_a_failed_refresh_backs_off_and_is_logged(
     with caplog.at_level(logging.WARNING, "flask_stash"):
         jobs.run()
     assert outcomes(store)[REFRESH_ERROR] == (1, 0.0)
-    assert caplog.records[0].getMessage().startswith(f"background refresh of {SCOPE} failed")
+    assert (
+        caplog.records[0]
+        .getMessage()
+        .startswith(f"background refresh of {SCOPE} failed (RuntimeError: db down); ")
+    )
     assert store.stampede.flights.try_lead(CLAIM)
     store.stampede.flights.release(CLAIM)
     stale_read(store, jobs, keeping("new"))  # backing off: no refresh for a second
@@ -418,6 +460,42 @@ def test_get_or_compute_stores_only_what_cache_if_accepts(store: Store) -> None:
     assert get_or_compute(store, "k", lambda: None, cache_if=lambda v: v is not None) is None
     assert outcomes(store, "")[SKIPPED] == (1, 0.0)
     assert is_marker(stored(store))
+
+
+class PlainJson:
+    """A user's serializer without tuples: every tuple comes back as a list."""
+
+    def dumps(self, obj: object) -> bytes:
+        return json.dumps(obj).encode()
+
+    def loads(self, data: bytes) -> object:
+        return json.loads(data)
+
+
+def refused_under_plain_json(clock: FakeClock) -> Store:
+    """A store whose key "k" holds a pass marker read back as a list, inside its window."""
+    store = Store(Scripted(), serializer=PlainJson(), clock=clock)
+    assert get_or_compute(store, "k", lambda: None, 60, cache_if=lambda v: v is not None) is None
+    clock.advance(1)  # past the marker's (zero) freshness, inside its 10 s window
+    return store
+
+
+def test_a_marker_read_back_as_a_list_is_not_served_stale(clock: FakeClock) -> None:
+    store = refused_under_plain_json(clock)
+    assert get_or_compute(store, "k", lambda: "computed", protect=Protection(stale=30)) == (
+        "computed"
+    )
+    assert store.stats.get(PASS_EVENT, "") == 2  # the marker was seen: computed at once
+
+
+def test_a_marker_read_back_as_a_list_is_no_fail_safe_value(clock: FakeClock) -> None:
+    store = refused_under_plain_json(clock)
+
+    def failing() -> str:
+        raise RuntimeError("down")
+
+    with pytest.raises(RuntimeError):
+        get_or_compute(store, "k", failing, protect=Protection(fail_safe=30))
 
 
 def is_marker(entry: Entry | Any) -> bool:
@@ -541,13 +619,62 @@ def test_an_async_waiter_starts_over_then_computes(store: Store) -> None:
 
 
 def test_an_async_waiter_that_waited_too_long_computes_itself(store: Store) -> None:
+    last = plant(store, "old", fresh_for=1, age=2)
+
     async def scenario() -> Ticket:
         async_flight(store, None)
-        return await amiss(plan_of(store, lock_wait=0), lookup(), b"s1")
+        return await amiss(plan_of(store, lock_wait=0), lookup(), b"s1", last=last)
 
     ticket = run(scenario())
     assert not ticket.ready
     assert ticket.version is None
+    assert ticket.last == last
+
+
+def test_an_async_waiter_serves_the_last_value_when_its_leader_fails(store: Store) -> None:
+    last = plant(store, "old", fresh_for=1, age=2)
+
+    async def scenario() -> Ticket:
+        async_flight(store, Outcome("error", error=RuntimeError("down")))
+        return await amiss(plan_of(store, fail_safe=60), lookup(), None, last=last)
+
+    ticket = run(scenario())
+    assert ticket.ready
+    assert ticket.stale
+    assert ticket.value == "old"
+
+
+def test_an_async_pass_marker_read_skips_the_flight(store: Store, clock: FakeClock) -> None:
+    marker = Entry(PASS_VALUE, clock(), clock())
+
+    async def scenario() -> Ticket:
+        async_flight(store, None)  # would be waited for
+        return await amiss(plan_of(store), lookup(), None, last=marker)
+
+    ticket = run(scenario())
+    assert not ticket.ready
+    assert ticket.last is marker
+    ticket.abandon()
+    assert outcomes(store) == {PASS_EVENT: (1, 0.0)}
+
+
+def test_an_async_miss_writes_under_the_stamp_its_read_fetched(
+    store: Store, backend: Scripted
+) -> None:
+    backend.data[VKEY] = b"s1"
+
+    async def scenario() -> tuple[Ticket, Ticket, Ticket]:
+        fetched = await afetch(plan_of(store), lookup(KEY, VKEY))
+        fetched.keep("v", 60)
+        led = await amiss(plan_of(store), lookup("p:other", VKEY), b"s1")
+        led.abandon()
+        head = await afetch(plan_of(store), lookup("p:head", VKEY), store_ok=False)
+        return fetched, led, head
+
+    tickets = run(scenario())
+    assert [ticket.version for ticket in tickets] == [b"s1"] * 3
+    assert stored(store).version == b"s1"  # type: ignore[union-attr]
+    assert backend.named("add") == []  # the stamp read with the entry: none fetched again
 
 
 def test_an_async_waiter_computes_as_a_pass(store: Store) -> None:
@@ -597,7 +724,9 @@ def test_an_async_stale_read_refreshes_once_as_a_task(store: Store) -> None:
     assert store.stampede.flights.try_lead(CLAIM)
 
 
-def test_a_failed_async_refresh_is_counted_and_backs_off(store: Store) -> None:
+def test_a_failed_async_refresh_is_counted_and_backs_off(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
     async def refresh(ticket: Ticket) -> None:
         raise RuntimeError("db down")
 
@@ -606,10 +735,43 @@ def test_a_failed_async_refresh_is_counted_and_backs_off(store: Store) -> None:
         await afetch(plan_of(store, stale=10), lookup(), refresh)
         await asyncio.gather(*apipeline._tasks)
 
-    run(scenario())
+    with caplog.at_level(logging.WARNING, "flask_stash"):
+        run(scenario())
     assert outcomes(store)[REFRESH_ERROR] == (1, 0.0)
+    assert (
+        caplog.records[0]
+        .getMessage()
+        .startswith(f"background refresh of {SCOPE} failed (RuntimeError: db down); ")
+    )
     assert not store.stampede.refresh_allowed(KEY)
     assert store.stampede.flights.try_lead(CLAIM)
+
+
+def test_an_async_stale_read_without_a_refresher_starts_none(store: Store) -> None:
+    async def scenario() -> Ticket:
+        plant(store, "old", fresh_for=1, stale_for=10, age=2)
+        ticket = await afetch(plan_of(store, stale=10), lookup())
+        assert apipeline._tasks == set()
+        return ticket
+
+    ticket = run(scenario())
+    assert ticket.stale
+    assert ticket.where == lookup()
+    assert REFRESH_ERROR not in outcomes(store)
+
+
+def test_sync_and_async_refreshes_of_a_key_share_one_claim(store: Store) -> None:
+    assert store.stampede.flights.try_lead(CLAIM)  # a thread's refresh runs
+
+    async def refresh(ticket: Ticket) -> None:
+        raise AssertionError("a second refresh of the key")
+
+    async def scenario() -> int:
+        plant(store, "old", fresh_for=1, stale_for=10, age=2)
+        await afetch(plan_of(store, stale=10), lookup(), refresh)
+        return len(apipeline._tasks)
+
+    assert run(scenario()) == 0
 
 
 def test_an_async_refresh_that_stores_nothing_releases_its_lock(clock: FakeClock) -> None:
@@ -686,6 +848,16 @@ def test_aget_or_compute_computes_once_then_serves(store: Store, backend: Script
     assert run(scenario()) == ([1], [1])
     assert backend.ttls[KEY] == 30
     assert calls == [1]
+    assert outcomes(store, "")[MISS_EVENT][0] == 1
+    assert outcomes(store, "")[HIT][0] == 1
+
+
+def test_aget_or_compute_counts_under_the_lookups_scope(store: Store) -> None:
+    async def compute() -> int:
+        return 1
+
+    assert run(aget_or_compute(store, Lookup(KEY, (), SCOPE), compute)) == 1
+    assert outcomes(store)[MISS_EVENT] == (1, 0.0)
 
 
 def test_aget_or_compute_stores_only_what_cache_if_accepts(store: Store) -> None:

@@ -50,7 +50,11 @@ PASS_VALUE = ("flask-stash/pass", None, None)
 
 
 def is_pass(value: object) -> bool:
-    return type(value) is tuple and len(value) == 3 and value[0] == PASS_VALUE[0]
+    # A list too: a serializer without tuples (plain JSON) reads the marker back as one,
+    # and a marker taken for a value would be served (it is written with a stale window).
+    if type(value) is tuple or type(value) is list:
+        return len(value) == 3 and value[0] == PASS_VALUE[0]
+    return False
 
 
 class Plan:

@@ -197,29 +197,37 @@ def test_a_leader_holds_its_key_until_it_ends(store: Store) -> None:
     assert not holds("p:other")
 
 
-def test_a_task_does_not_hold_the_keys_its_siblings_compute(store: Store) -> None:
+def test_a_task_holds_its_parents_keys_not_its_siblings(store: Store) -> None:
+    """A computation that spawns tasks: each may re-enter the parent's key without waiting
+    for itself, but must wait for a key a sibling computes (it is not its own)."""
     plan = plan_of(store)
-    seen: list[bool] = []
+    seen: dict[str, tuple[bool, bool, bool]] = {}
 
-    async def sibling(key: str, started: asyncio.Event, go: asyncio.Event) -> None:
+    def lead(key: str) -> Ticket:
         future, _ = store.stampede.async_flights.begin(key)
-        ticket = leader(plan, lookup(key), None, None, future, True)
-        started.set()
-        await go.wait()
-        seen.append(holds("p:a") and holds("p:b"))
+        return leader(plan, lookup(key), None, None, future, True)
+
+    async def sibling(own: str, other: str, ready: asyncio.Event, go: asyncio.Event) -> None:
+        ticket = lead(own)
+        ready.set()
+        await go.wait()  # the other sibling leads its key meanwhile
+        seen[own] = (holds("p:parent"), holds(own), holds(other))
         ticket.abandon()
 
     async def scenario() -> None:
-        started, go = asyncio.Event(), asyncio.Event()
-        first = asyncio.create_task(sibling("p:a", started, go))
-        await started.wait()
-        second = asyncio.create_task(sibling("p:b", asyncio.Event(), go))
-        await asyncio.sleep(0)
+        parent = lead("p:parent")
+        ready_a, ready_b, go = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        a = asyncio.create_task(sibling("p:a", "p:b", ready_a, go))
+        b = asyncio.create_task(sibling("p:b", "p:a", ready_b, go))
+        await ready_a.wait()
+        await ready_b.wait()
         go.set()
-        await asyncio.gather(first, second)
+        await asyncio.gather(a, b)
+        assert (holds("p:parent"), holds("p:a"), holds("p:b")) == (True, False, False)
+        parent.abandon()
 
     asyncio.run(scenario())
-    assert seen == [False, False]
+    assert seen == {"p:a": (True, True, False), "p:b": (True, True, False)}
     assert len(store.stampede.async_flights) == 0
 
 

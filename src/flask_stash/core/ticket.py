@@ -50,7 +50,11 @@ PASS_VALUE = ("flask-stash/pass", None, None)
 
 
 def is_pass(value: object) -> bool:
-    return type(value) is tuple and len(value) == 3 and value[0] == PASS_VALUE[0]
+    # A list too: a serializer without tuples (plain JSON) reads the marker back as one,
+    # and a marker taken for a value would be served (it is written with a stale window).
+    if type(value) is tuple or type(value) is list:
+        return len(value) == 3 and value[0] == PASS_VALUE[0]
+    return False
 
 
 class Plan:
@@ -267,8 +271,8 @@ class Ticket:
     def _count(self) -> None:
         event, plan = self._outcome, self.plan
         self._outcome = None
-        if event is STALE:
-            plan.outcome(STALE, self.last.cost if self.last is not None else 0.0)
+        if event is STALE:  # set by fail() only when a last good value was served
+            plan.outcome(STALE, self.last.cost)  # type: ignore[union-attr]
         elif event is MISS_EVENT and plan.store.gate.failed_here():
             plan.outcome(BACKEND_FAILED)
         else:

@@ -126,14 +126,16 @@ def test_statistics_under_a_per_request_prefix_are_pushed_outside_requests(
         return "page"
 
     shared = cache.store.shared_stats
-    assert shared is not None and shared.name == "__flask_stash_stats__"
+    assert shared is not None
+    assert shared.name == "__flask_stash_stats__"
     assert shared.reset() is True  # the session's server may hold another test's figures
     client = app.test_client()
     for _ in range(3):
         assert client.get("/").text == "page"
     assert statsflush.push_now(cache.store) is True
     everyone = shared.read()
-    assert everyone is not None and everyone[("hits", "index")].events == 2
+    assert everyone is not None
+    assert everyone[("hits", "index")].events == 2
     assert shared.reset() is True
     with app.test_request_context():
         cache.clear()

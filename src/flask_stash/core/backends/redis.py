@@ -157,7 +157,10 @@ class RedisCommands(BaseBackend, Generic[C]):
     def evictions(self) -> int:
         """Keys the server (every node of a cluster) evicted under ``maxmemory``, since it
         started: ``evicted_keys`` of ``INFO stats``."""
-        return _sum_field(self.client.info("stats"), "evicted_keys")
+        return _sum_field(self._stats(), "evicted_keys")
+
+    def _stats(self) -> Mapping[str, Any]:
+        return self.client.info("stats")
 
     def acquire_lock(self, name: str, token: str, lease: float) -> bool:
         return bool(self.client.set(name, token, nx=True, px=_ms(lease)))

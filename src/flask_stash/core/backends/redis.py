@@ -39,6 +39,8 @@ except ImportError:  # pragma: no cover - depends on what is installed
 SCAN_BATCH = 500
 #: Seconds a subscription waits per poll (it keeps waiting; this only bounds each read).
 SUBSCRIBE_POLL = 1.0
+#: Seconds ``subscribe()`` waits for the server to confirm the subscription.
+SUBSCRIBE_CONFIRM = 5.0
 
 # Delete the lock only if it still holds our token (GET + DEL would race with a new owner).
 _RELEASE_LOCK = """
@@ -155,7 +157,10 @@ class RedisCommands(BaseBackend, Generic[C]):
     def evictions(self) -> int:
         """Keys the server (every node of a cluster) evicted under ``maxmemory``, since it
         started: ``evicted_keys`` of ``INFO stats``."""
-        return _sum_field(self.client.info("stats"), "evicted_keys")
+        return _sum_field(self._stats(), "evicted_keys")
+
+    def _stats(self) -> Mapping[str, Any]:
+        return self.client.info("stats")
 
     def acquire_lock(self, name: str, token: str, lease: float) -> bool:
         return bool(self.client.set(name, token, nx=True, px=_ms(lease)))
@@ -242,11 +247,14 @@ class Subscription:
     messages published meanwhile are lost): close it and subscribe again.
     """
 
-    def __init__(self, pubsub: PubSub, channel: str, confirm_timeout: float = 5.0) -> None:
+    #: ``time.monotonic()`` of the last reply from the server (message, confirmation,
+    #: pong): how a listener tells a silent channel from a dead one.
+    heard_at: float
+
+    def __init__(
+        self, pubsub: PubSub, channel: str, confirm_timeout: float = SUBSCRIBE_CONFIRM
+    ) -> None:
         self._pubsub = pubsub
-        #: ``time.monotonic()`` of the last reply from the server (message, confirmation,
-        #: pong): how a listener tells a silent channel from a dead one.
-        self.heard_at = time.monotonic()
         try:
             pubsub.subscribe(channel)
             self._confirm(confirm_timeout)

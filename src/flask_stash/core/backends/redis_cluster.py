@@ -193,6 +193,10 @@ class RedisClusterBackend(RedisCommands[RedisCluster]):
             return cluster.mget(keys)  # one slot: one MGET on one node
         return cluster.mget_nonatomic(keys)  # per-slot MGETs, results in input order
 
+    def _stats(self) -> dict[str, Any]:
+        # RedisCluster sends INFO to its default node alone unless told otherwise.
+        return self.client.info("stats", target_nodes=RedisCluster.ALL_NODES)
+
     def close(self) -> None:
         with self._connect_lock:
             cluster, self._client = self._client, None

@@ -124,6 +124,10 @@ def test_a_url_without_password_keeps_the_keyword_one() -> None:
             lambda: RedisClusterBackend("redis+cluster://n1:7000/1"),
             "Redis Cluster has database 0 only: 'redis+cluster://n1:7000/1'",
         ),
+        (
+            lambda: RedisClusterBackend("redis+cluster://u:secret@n1:7000/1"),
+            "Redis Cluster has database 0 only: 'redis+cluster://u:***@n1:7000/1'",
+        ),
         (lambda: RedisClusterBackend(), "RedisClusterBackend needs at least one startup node"),
         (
             lambda: RedisClusterBackend(startup_nodes="n1:7000", bogus=1),

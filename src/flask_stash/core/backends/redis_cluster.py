@@ -23,6 +23,7 @@ from flask_stash.core.backends._urls import (
     REDIS_PORT,
     parse_hosts,
     redis_hosts_url,
+    shown,
 )
 from flask_stash.core.backends.redis import RedisCommands
 from flask_stash.core.breaker import BACKOFF, MAX_BACKOFF, describe
@@ -161,7 +162,7 @@ class RedisClusterBackend(RedisCommands[RedisCluster]):
         if url is not None:
             nodes, path, url_options = redis_hosts_url(url, CLUSTER_SCHEMES, REDIS_PORT)
             if path and path != ["0"]:
-                raise ConfigurationError(f"Redis Cluster has database 0 only: {url!r}")
+                raise ConfigurationError(f"Redis Cluster has database 0 only: {shown(url)}")
             password = url_options.pop("password", password)
             options = {**url_options, **options}
         if not nodes:

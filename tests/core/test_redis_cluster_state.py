@@ -173,15 +173,43 @@ def test_get_many_mixes_slots_in_any_order(
     assert commands_between(before, command_stats(*ports)) == {"mget": 1}  # one slot, one MGET
 
 
+def _evicted_per_node(nodes: list[servers.Server]) -> list[int]:
+    texts = [servers.redis_cli("-p", str(node.port), "info", "stats") for node in nodes]
+    return [int(text.split("evicted_keys:")[1].split()[0]) for text in texts]
+
+
+def _cli_each(nodes: list[servers.Server], *args: str) -> list[str]:
+    return [servers.redis_cli("-p", str(node.port), *args) for node in nodes]
+
+
 @pytest.mark.server
-def test_evictions_sum_every_nodes_count(
+def test_evictions_add_up_the_nodes_that_evicted(
     backend: RedisClusterBackend, redis_cluster: list[servers.Server]
 ) -> None:
-    total = 0
-    for node in redis_cluster:
-        stats = servers.redis_cli("-p", str(node.port), "info", "stats")
-        total += int(stats.split("evicted_keys:")[1].split()[0])
-    assert backend.evictions() == total
+    # Every node short of memory for a moment: only keys with a TTL may go (volatile-lru),
+    # so the session's other keys stay; a count from one node alone falls short.
+    before = _evicted_per_node(redis_cluster)
+    used = [
+        int(text.split("used_memory:")[1].split()[0])
+        for text in _cli_each(redis_cluster, "info", "memory")
+    ]
+    try:
+        for node, amount in zip(redis_cluster, used, strict=True):
+            servers.redis_cli(
+                "-p", str(node.port), "config", "set", "maxmemory", str(amount + 2**18)
+            )
+        _cli_each(redis_cluster, "config", "set", "maxmemory-policy", "volatile-lru")
+        value = b"x" * 10_000
+        for batch in range(30):
+            backend.set_many({f"{backend.namespace}ev{batch}-{i}": value for i in range(20)}, 60)
+    finally:
+        _cli_each(redis_cluster, "config", "set", "maxmemory", "0")
+        _cli_each(redis_cluster, "config", "set", "maxmemory-policy", "noeviction")
+    evicted = [
+        now - then for now, then in zip(_evicted_per_node(redis_cluster), before, strict=True)
+    ]
+    assert all(count > 0 for count in evicted), evicted
+    assert backend.evictions() == sum(before) + sum(evicted)
 
 
 @pytest.mark.server

@@ -197,21 +197,29 @@ def test_slurp_survives_short_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_slurp_closes_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"x")
-    closed = spy_on_close(monkeypatch)
+    opened, closed = spy_on_files(monkeypatch)
     slurp(str(path))
-    assert len(closed) == 1
+    assert len(opened) == 1
+    assert opened[0] in closed
 
 
-def spy_on_close(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def spy_on_files(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[int]]:
+    """File descriptors opened and closed from now on."""
+    opened: list[int] = []
     closed: list[int] = []
-    real_close = os.close
+    real_open, real_close = os.open, os.close
+
+    def open_(path: str, flags: int, *args: int) -> int:
+        opened.append(real_open(path, flags, *args))
+        return opened[-1]
 
     def close(fd: int) -> None:
         closed.append(fd)
         real_close(fd)
 
+    monkeypatch.setattr(fsformat.os, "open", open_)
     monkeypatch.setattr(fsformat.os, "close", close)
-    return closed
+    return opened, closed
 
 
 def test_peek_reads_expiry_and_key(tmp_path: Path) -> None:
@@ -253,9 +261,10 @@ def test_peek_marks_a_damaged_file(tmp_path: Path, data: bytes) -> None:
 def test_peek_closes_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "f"
     path.write_bytes(encode_record("k", b"v", 0))
-    closed = spy_on_close(monkeypatch)
+    opened, closed = spy_on_files(monkeypatch)
     peek(str(path))
-    assert len(closed) == 1
+    assert len(opened) == 1
+    assert opened[0] in closed
 
 
 # -- writing files ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import math
 import os
+import stat
 import struct
 import threading
 from typing import NamedTuple
@@ -22,7 +23,9 @@ _MAGIC = b"STSH"
 _VERSION = 1
 
 _BINARY: int = getattr(os, "O_BINARY", 0)
-_READ = os.O_RDONLY | _BINARY
+# Non-blocking, so that a FIFO planted under an entry's name cannot hang a read forever
+# (regular files ignore the flag); anything but a regular file is then read as damaged.
+_READ = os.O_RDONLY | _BINARY | getattr(os, "O_NONBLOCK", 0)
 CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY
 HEX_DIGITS = frozenset("0123456789abcdef")
 TEMP_PREFIX = ".tmp-"
@@ -88,6 +91,8 @@ def slurp(path: str) -> tuple[bytes, os.stat_result] | None:
         return None
     try:
         info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return b"", info
         data = os.read(fd, info.st_size)
         if len(data) < info.st_size:  # short reads are legal (network file systems)
             data += b"".join(iter(lambda: os.read(fd, 1 << 16), b""))
@@ -104,6 +109,8 @@ def peek(path: str) -> tuple[float, bytes, os.stat_result] | None:
         return None
     try:
         info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return -1.0, b"", info
         head = os.read(fd, _HEADER.size + 256)
         parsed = _parse_header(head, info.st_size)
         if parsed is None:

@@ -13,11 +13,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from flask_stash.core.api import MISS
-from flask_stash.core.backends.redis_cluster import NodeEjection, RedisClusterBackend
+from flask_stash.core.backends.redis_cluster import (
+    NodeEjection,
+    RedisClusterBackend,
+    _no_cluster_retries,
+)
 from flask_stash.core.breaker import BACKOFF
 from flask_stash.core.errors import BackendError, ConfigurationError
 from flask_stash.testing import FakeClock
@@ -97,6 +103,66 @@ def test_one_warning_per_outage_and_one_line_when_it_ends(
             "served uncached until it answers again",
         ),
     ]
+
+
+def test_a_node_back_twice_at_once_is_said_once(
+    ejection: NodeEjection, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two threads see the node out; the other one takes the lock first and brings it back.
+    caplog.set_level(logging.INFO, logger="flask_stash")
+    ejection.failed("n1:7000", RedisConnectionError("refused"))
+    lock = ejection._lock
+
+    class OvertakenLock:
+        def __enter__(self) -> None:
+            ejection._lock = lock
+            ejection.worked("n1:7000")  # the other thread, first
+            lock.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            lock.release()
+
+    ejection._lock = OvertakenLock()  # type: ignore[assignment]
+    ejection.worked("n1:7000")  # finds it back already: no KeyError, no second line
+    assert ejection.out == {}
+    assert sum("answers again after" in r.getMessage() for r in caplog.records) == 1
+
+
+def _attempts(retry: Retry, error: Exception) -> int:
+    calls: list[int] = []
+
+    def call() -> None:
+        calls.append(1)
+        raise error
+
+    with pytest.raises(type(error)):
+        retry.call_with_retry(call, lambda failure: None)
+    return len(calls)
+
+
+@pytest.mark.parametrize("version", ["6.0.0", "7.4.0", "8.1.0"])
+def test_redis_py_6_and_later_get_one_retry_object_that_never_retries(
+    monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    monkeypatch.setattr(redis, "__version__", version)
+    options = _no_cluster_retries()
+    assert set(options) == {"retry"}
+    assert _attempts(options["retry"], RedisConnectionError("refused")) == 1
+    assert _attempts(options["retry"], RedisTimeoutError("timed out")) == 1
+
+
+@pytest.mark.parametrize("version", ["5.0.1", "5.3.0"])
+def test_redis_py_5_gets_its_own_cluster_retry_count_zero(
+    monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    # redis-py 5 took the cluster's count from its own argument; ``retry`` is then the
+    # per-connection policy: one immediate retry of a dropped connection, none on a timeout.
+    monkeypatch.setattr(redis, "__version__", version)
+    options = _no_cluster_retries()
+    assert set(options) == {"retry", "cluster_error_retry_attempts"}
+    assert options["cluster_error_retry_attempts"] == 0
+    assert _attempts(options["retry"], RedisConnectionError("refused")) == 2
+    assert _attempts(options["retry"], RedisTimeoutError("timed out")) == 1
 
 
 # -- configuration: no server -----------------------------------------------------------------

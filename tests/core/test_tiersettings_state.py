@@ -19,7 +19,8 @@ def test_none_and_false_mean_no_tier(off: object) -> None:
 def test_true_means_the_documented_defaults() -> None:
     settings = TierSettings.parse(True)
     assert settings == TierSettings(max_entries=10_000, max_bytes=64 * 2**20, ttl=60.0)
-    assert settings is not None and settings.channel is None
+    assert settings is not None
+    assert settings.channel is None
 
 
 def test_a_dict_sets_some_fields_and_keeps_the_others() -> None:
@@ -36,9 +37,7 @@ def test_anything_else_is_refused(value: object) -> None:
 
 
 def test_unknown_settings_are_named_with_the_known_ones() -> None:
-    message = (
-        "unknown setting(s) ['size', 'ttl_cap'] (known: max_entries, max_bytes, ttl, channel)"
-    )
+    message = "unknown setting(s) ['size', 'ttl_cap'] (known: max_entries, max_bytes, ttl, channel)"
     with pytest.raises(ConfigurationError, match=f"^{re.escape(message)}$"):
         TierSettings.parse({"ttl_cap": 5, "size": 3, "ttl": 5})
 

@@ -7,18 +7,20 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from flask_stash.core.backends.filesystem import FileSystemBackend
 from flask_stash.core.backends.memory import MemoryBackend
 from flask_stash.core.engine import Lookup
 from flask_stash.core.memoize import MemoizedFunction, memo_spec, memoize
 from flask_stash.core.pipeline import fetch
 from flask_stash.core.stampede import Protection
-from flask_stash.core.stats import HIT, MISS_EVENT, STALE
+from flask_stash.core.stats import HIT, MISS_EVENT, PASS_EVENT, STALE
 from flask_stash.core.store import Store
-from flask_stash.testing import FakeClock
+from flask_stash.testing import CountingBackend, FakeClock
 
 from .test_stampede import ManualExecutor
 
@@ -439,3 +441,41 @@ def test_the_function_is_reported_as_memoized(store: Store) -> None:
     spec = MemoizedFunction(store, lambda: 1, 10, "named", scope="by-scope")
     assert spec.plan.scope == "by-scope"
     assert store.stats.kinds["by-scope"] == "memoize"
+
+
+# -- what a miss costs -------------------------------------------------------------------------
+
+
+def test_a_miss_reads_the_entry_and_its_stamp_once_before_the_lock(tmp_path: Path) -> None:
+    backend = CountingBackend(FileSystemBackend(str(tmp_path)))  # stamps in the backend
+    store = Store(backend)
+    before: list[list[str]] = []
+
+    @memoize(store, 10)
+    def square(n: int) -> int:
+        before.append(list(backend.calls))
+        return n * n
+
+    assert square(1) == 1  # creates the function's stamp
+    backend.calls.clear()
+    assert square(2) == 4
+    # One read (entry and stamp), the lock, the read again under it: then the computation.
+    assert before[-1] == ["get_many", "acquire_lock", "get_many"]
+
+
+def test_a_pass_left_by_another_process_spares_the_lock(tmp_path: Path) -> None:
+    backend = CountingBackend(FileSystemBackend(str(tmp_path)))
+    runs: list[int] = []
+
+    def find(n: int) -> int | None:
+        runs.append(n)
+        return None
+
+    here, there = Store(backend), Store(backend)  # two processes, one backend
+    refusing = {"name": "find", "cache_if": lambda result: result is not None}
+    memoize(there, 10, **refusing)(find)(1)  # type: ignore[arg-type]
+    backend.calls.clear()
+    assert memoize(here, 10, **refusing)(find)(1) is None  # type: ignore[arg-type]
+    assert "acquire_lock" not in backend.calls  # its result will not be stored anyway
+    assert here.stats.get(PASS_EVENT, "find") == 1
+    assert runs == [1, 1]

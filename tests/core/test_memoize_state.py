@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
+import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from flask_stash.core.engine import Lookup
 from flask_stash.core.memoize import MemoizedFunction, memo_spec, memoize
 from flask_stash.core.pipeline import fetch
 from flask_stash.core.stampede import Protection
-from flask_stash.core.stats import HIT, MISS_EVENT, PASS_EVENT, STALE
+from flask_stash.core.stats import ERROR, HIT, MISS_EVENT, PASS_EVENT, STALE
 from flask_stash.core.store import Store
 from flask_stash.testing import CountingBackend, FakeClock
 
@@ -123,12 +126,24 @@ def test_async_stale_entries_refresh_with_the_same_call(store: Store, clock: Fak
         seen.append(await price("tea", currency="eur"))
         clock.advance(9)  # the refreshed entry lives the function's timeout
         seen.append(await price("tea", currency="eur"))
+        clock.advance(2)  # and no longer: stale again, refreshed again
+        seen.append(await price("tea", currency="eur"))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        seen.append(await price("tea", currency="eur"))
         return seen
 
-    assert asyncio.run(main()) == ["tea/eur/v1", "tea/eur/v1", "tea/eur/v2", "tea/eur/v2"]
+    assert asyncio.run(main()) == [
+        "tea/eur/v1",
+        "tea/eur/v1",
+        "tea/eur/v2",
+        "tea/eur/v2",
+        "tea/eur/v2",
+        "tea/eur/v3",
+    ]
     scope = memo_spec(price).plan.scope
-    assert store.stats.get(STALE, scope) == 1
-    assert store.stats.get(HIT, scope) == 2
+    assert store.stats.get(STALE, scope) == 2
+    assert store.stats.get(HIT, scope) == 3
 
 
 def test_async_entries_keep_the_timeout_keys_and_stamps_of_the_call(
@@ -246,6 +261,13 @@ def test_the_stamps_of_a_call_are_its_functions_and_its_tags(store: Store) -> No
     assert spec.version_keys((3,)) == (spec.version_key, store.tag_key("n:3"))
 
 
+class FileName(str):
+    """A name as ``os.fsdecode`` gives it, shown as is (lone surrogates included)."""
+
+    def __repr__(self) -> str:
+        return f"<{str.__str__(self)}>"
+
+
 def test_lone_surrogates_in_arguments_are_keys_like_any_other(store: Store) -> None:
     seen: list[str] = []
 
@@ -256,7 +278,10 @@ def test_lone_surrogates_in_arguments_are_keys_like_any_other(store: Store) -> N
 
     assert echo("\ud800") == echo("\ud800") == "\ud800"
     assert echo("\udfff") == "\udfff"
-    assert seen == ["\ud800", "\udfff"]
+    undecodable = FileName(os.fsdecode(b"caf\xe9.txt"))  # "caf\udce9.txt"
+    assert echo(undecodable) == echo(undecodable) == undecodable
+    assert echo(FileName("cafe.txt")) == "cafe.txt"
+    assert seen == ["\ud800", "\udfff", undecodable, "cafe.txt"]
 
 
 class ShortKeys(MemoryBackend):
@@ -479,3 +504,29 @@ def test_a_pass_left_by_another_process_spares_the_lock(tmp_path: Path) -> None:
     assert "acquire_lock" not in backend.calls  # its result will not be stored anyway
     assert here.stats.get(PASS_EVENT, "find") == 1
     assert runs == [1, 1]
+
+
+def test_a_result_that_cannot_be_stored_is_logged_under_its_function(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    @memoize(store, 10)
+    def plain() -> object:
+        return threading.Lock()  # cannot be pickled
+
+    @memoize(store, 10, protect=STALE_WINDOW)
+    def edged() -> object:
+        return threading.Lock()
+
+    @memoize(store, 10)
+    async def awaited() -> object:
+        return threading.Lock()
+
+    caplog.set_level(logging.WARNING, logger="flask_stash")
+    assert plain() is not plain()  # served, never stored
+    edged()
+    asyncio.run(awaited())
+    scopes = [memo_spec(fn).plan.scope for fn in (plain, edged, awaited)]
+    logged = [r.getMessage().split(" failed")[0] for r in caplog.records]
+    assert logged == [f"cache store {scope}" for scope in scopes]  # repeats: counted only
+    errors = [store.stats.get(ERROR, f"store {scope}") for scope in scopes]
+    assert errors == [2, 1, 1]

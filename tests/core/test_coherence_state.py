@@ -354,3 +354,29 @@ def test_a_forked_child_listens_on_its_own_as_someone_else(clock: FakeClock) -> 
     closed.after_fork()
     closed.start()
     assert closed._thread is None  # a closed channel stays closed in the child
+
+
+def test_the_first_ping_whatever_the_clock_origin(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock(start=0.0)  # a monotonic clock may start anywhere, 0 included
+    monkeypatch.setattr(coherence, "time", SimpleNamespace(monotonic=clock))
+    remote = Remote(clock)
+    script = Script(remote, [(1.25, None)], pongs=False)
+    listen(remote, script)
+    assert script.pings == [1.25]
+
+
+def test_close_waits_at_most_a_second_for_a_stuck_listener(clock: FakeClock) -> None:
+    class Stuck:
+        joined: list[float] = []
+
+        def join(self, timeout: float) -> None:
+            self.joined.append(timeout)
+
+    channel = Channel(Remote(clock), NAME, Sink())  # type: ignore[arg-type]
+    stuck = Stuck()
+    channel._thread = stuck  # type: ignore[assignment]
+    channel.close()
+    assert stuck.joined == [1.0]
+    channel._thread = threading.current_thread()  # closed from the listener itself
+    channel.close()  # no self-join
+    assert stuck.joined == [1.0]

@@ -367,7 +367,8 @@ def test_the_first_ping_whatever_the_clock_origin(monkeypatch: pytest.MonkeyPatc
 
 def test_close_waits_at_most_a_second_for_a_stuck_listener(clock: FakeClock) -> None:
     class Stuck:
-        joined: list[float] = []
+        def __init__(self) -> None:
+            self.joined: list[float] = []
 
         def join(self, timeout: float) -> None:
             self.joined.append(timeout)

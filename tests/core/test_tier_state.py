@@ -4,7 +4,9 @@ real behaviour on Redis is in ``test_tier.py``."""
 
 from __future__ import annotations
 
+import gc
 import re
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -501,12 +503,12 @@ def test_no_settings_no_tier(remote: Shared) -> None:
 
 
 def test_settings_shape_the_tier(remote: Shared) -> None:
-    settings = TierSettings(max_entries=5, max_bytes=None, ttl=7, channel="c")
+    settings = TierSettings(max_entries=5, max_bytes=1234, ttl=7, channel="c")
     shared = CountingBackend(remote)  # not a MemoryBackend: shared as far as tiered() sees
     tier = tiered(shared, settings)
     assert isinstance(tier, TieredBackend)
     assert tier.remote is shared
-    assert (tier.max_entries, tier.max_bytes, tier.ttl) == (5, None, 7.0)
+    assert (tier.max_entries, tier.max_bytes, tier.ttl) == (5, 1234, 7.0)
     assert channel(tier).name == "c"
 
 
@@ -545,3 +547,87 @@ def test_replica_reads_get_no_tier(remote: Shared) -> None:
     )
     with pytest.raises(ConfigurationError, match=f"^{re.escape(message)}$"):
         tiered(CountingBackend(remote), TierSettings())
+
+
+# -- races a read can lose (the epoch) --------------------------------------------------------
+
+
+def moves(tier: TieredBackend) -> dict[str, Callable[[], None]]:
+    """What can happen while a read is in flight, each moving the epoch."""
+    return {
+        "invalidation": lambda: tier.invalidate(["elsewhere"]),
+        "write": lambda: tier.set("written", b"w", None),
+        "lost": tier.lost,
+        "back": tier.resync,
+        "close": tier.close,
+    }
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        ("invalidation", "write"),
+        ("write", "invalidation"),
+        ("lost", "back"),
+        ("close", "invalidation"),
+        ("close", "write"),
+    ],
+)
+def test_a_read_overtaken_by_any_two_events_is_not_kept(
+    tier: TieredBackend, remote: Shared, events: tuple[str, ...]
+) -> None:
+    remote.set("k", b"old", None)
+    for _ in range(3):  # whatever the epoch the read starts at
+        tier.invalidate(["unrelated"])
+        remote.during = lambda: [moves(tier)[event]() for event in events]
+        assert tier.get("k") == b"old"
+        assert tier.local.get("k") is MISS, events
+        tier.resync()
+
+
+def test_the_fork_hook_holds_the_tier_weakly(remote: Shared) -> None:
+    tier = TieredBackend(remote)  # type: ignore[arg-type]
+    tier.resync()
+    tier.set("k", b"1", None)
+    ref = weakref.ref(tier)
+    tier_module._after_fork(ref)  # what os.register_at_fork runs in a child
+    assert not tier.synced
+    assert len(tier.local) == 0
+    del tier
+    gc.collect()
+    assert ref() is None
+    tier_module._after_fork(ref)  # a tier gone meanwhile: nothing to do
+
+
+# -- a failed write drops its own keys only ----------------------------------------------------
+
+
+@pytest.mark.parametrize("write", ["set", "set_many", "add", "delete", "delete_many", "incr"])
+def test_a_failed_write_drops_only_its_keys(
+    tier: TieredBackend, remote: Shared, write: str
+) -> None:
+    tier.set_many({"mine": b"1", "other": b"2"}, None)
+    remote.failing = True
+    attempts: dict[str, Callable[[], object]] = {
+        "set": lambda: tier.set("mine", b"x", None),
+        "set_many": lambda: tier.set_many({"mine": b"x"}, None),
+        "add": lambda: tier.add("mine", b"x", None),
+        "delete": lambda: tier.delete("mine"),
+        "delete_many": lambda: tier.delete_many(["mine"]),
+        "incr": lambda: tier.incr("mine", 1, None),
+    }
+    with pytest.raises(BackendError):
+        attempts[write]()
+    assert tier.local.get("mine") is MISS
+    assert tier.local.get("other") == b"2"
+
+
+def test_writes_keep_their_ttl_in_the_remote_and_the_tier(
+    tier: TieredBackend, remote: Shared, clock: FakeClock
+) -> None:
+    tier.set_many({"many": b"1"}, 4)
+    assert tier.incr("counter", 5, 4) == 5
+    clock.advance(4.5)
+    assert tier.local.get("many") is MISS  # the entry's own TTL, under the cap
+    assert remote.get("many") is MISS
+    assert remote.get("counter") is MISS

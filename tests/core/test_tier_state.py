@@ -52,10 +52,10 @@ class Shared(MemoryBackend):
     calls that reach it, and runs ``during`` inside the next read or write (a message
     arriving while the call is in flight)."""
 
-    namespace = "app:"
-
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: FakeClock, namespace: str | None = "app:") -> None:
         super().__init__(threshold=0, clock=clock)
+        if namespace is not None:
+            self.namespace = namespace
         self.calls: list[str] = []
         self.during: Callable[[], None] | None = None
         self.failing = False
@@ -409,6 +409,9 @@ def test_the_channel_is_named_after_the_namespace_or_as_told(remote: Shared) -> 
     named = TieredBackend(remote, channel="mine")  # type: ignore[arg-type]
     assert channel(named).name == "mine"
     assert channel(named).sink is named
+    anonymous = TieredBackend(Shared(FakeClock(), namespace=None))  # type: ignore[arg-type]
+    assert channel(anonymous).name == "flask_stash:tier:"
+    assert not hasattr(anonymous, "namespace")
 
 
 def test_a_channel_name_needs_a_backend_that_publishes() -> None:
@@ -464,10 +467,11 @@ def test_a_forked_child_without_a_channel_uses_its_tier_at_once(clock: FakeClock
 
 def test_the_remote_abilities_and_attributes_show_through(remote: Shared) -> None:
     remote.atomic_add = True  # type: ignore[attr-defined]
+    remote.max_key_length = 250  # type: ignore[misc]
     tier = TieredBackend(remote)  # type: ignore[arg-type]
     assert tier.namespace == "app:"  # type: ignore[attr-defined]
     assert tier.atomic_add is True  # type: ignore[attr-defined]
-    assert tier.max_key_length == remote.max_key_length
+    assert tier.max_key_length == 250
     assert tier.shares_stored_bytes is True
     assert not isinstance(tier, SupportsLock)  # exactly the remote's abilities
     remote.set_many({"app:a": b"1", "app:b": b"2", "x": b"3"}, None)
@@ -578,11 +582,11 @@ def test_a_read_overtaken_by_any_two_events_is_not_kept(
 ) -> None:
     remote.set("k", b"old", None)
     for _ in range(3):  # whatever the epoch the read starts at
-        tier.invalidate(["unrelated"])
         remote.during = lambda: [moves(tier)[event]() for event in events]
         assert tier.get("k") == b"old"
         assert tier.local.get("k") is MISS, events
         tier.resync()
+        tier.invalidate(["unrelated"])
 
 
 def test_the_fork_hook_holds_the_tier_weakly(remote: Shared) -> None:
@@ -625,9 +629,19 @@ def test_a_failed_write_drops_only_its_keys(
 def test_writes_keep_their_ttl_in_the_remote_and_the_tier(
     tier: TieredBackend, remote: Shared, clock: FakeClock
 ) -> None:
-    tier.set_many({"many": b"1"}, 4)
+    tier.set("one", b"1", 4)
+    tier.set_many({"many": b"2"}, 4)
+    assert tier.add("added", b"3", 4)
     assert tier.incr("counter", 5, 4) == 5
     clock.advance(4.5)
-    assert tier.local.get("many") is MISS  # the entry's own TTL, under the cap
-    assert remote.get("many") is MISS
-    assert remote.get("counter") is MISS
+    for key in ("one", "many", "added"):
+        assert tier.local.get(key) is MISS  # the entry's own TTL, under the cap
+    for key in ("one", "many", "added", "counter"):
+        assert remote.get(key) is MISS
+
+
+@pytest.mark.parametrize("bound", ["max_entries", "max_bytes"])
+def test_a_bad_bound_is_named(remote: Shared, bound: str) -> None:
+    message = f"in-process tier {bound} must be a positive integer: 0"
+    with pytest.raises(ConfigurationError, match=f"^{re.escape(message)}$"):
+        TieredBackend(remote, **{bound: 0})  # type: ignore[arg-type]

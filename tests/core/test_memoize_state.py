@@ -21,7 +21,7 @@ from flask_stash.core.engine import Lookup
 from flask_stash.core.memoize import MemoizedFunction, memo_spec, memoize
 from flask_stash.core.pipeline import fetch
 from flask_stash.core.stampede import Protection
-from flask_stash.core.stats import ERROR, HIT, MISS_EVENT, PASS_EVENT, STALE
+from flask_stash.core.stats import ERROR, HIT, LOCK_WAIT, MISS_EVENT, PASS_EVENT, STALE
 from flask_stash.core.store import Store
 from flask_stash.testing import CountingBackend, FakeClock
 
@@ -530,3 +530,31 @@ def test_a_result_that_cannot_be_stored_is_logged_under_its_function(
     assert logged == [f"cache store {scope}" for scope in scopes]  # repeats: counted only
     errors = [store.stats.get(ERROR, f"store {scope}") for scope in scopes]
     assert errors == [2, 1, 1]
+
+
+def test_waits_for_another_process_lock_are_counted_under_the_function(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = Store(FileSystemBackend(str(tmp_path), clock=clock), clock=clock)
+    store.stampede.monotonic = clock
+    store.stampede.sleep = clock.advance  # type: ignore[assignment]
+    impatient = Protection(lock_wait=0)
+
+    @memoize(store, 10, protect=impatient)
+    def plain(n: int) -> int:
+        return n
+
+    @memoize(store, 10, protect=Protection(lock_wait=0, stale=5))
+    def edged(n: int) -> int:
+        return n
+
+    @memoize(store, 10, protect=impatient)
+    async def awaited(n: int) -> int:
+        return n
+
+    for fn in (plain, edged, awaited):
+        lock = memo_spec(fn).key((1,), {}) + ":lock"
+        assert store.backend.acquire_lock(lock, "another process", 60)  # type: ignore[attr-defined]
+    assert plain(1) == edged(1) == asyncio.run(awaited(1)) == 1  # waited, then computed
+    for fn in (plain, edged, awaited):
+        assert store.stats.get(LOCK_WAIT, memo_spec(fn).plan.scope) == 1

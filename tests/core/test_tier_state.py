@@ -474,8 +474,7 @@ def test_the_remote_abilities_and_attributes_show_through(remote: Shared) -> Non
     assert not isinstance(tier, SupportsLock)  # exactly the remote's abilities
     remote.set_many({"app:a": b"1", "app:b": b"2", "x": b"3"}, None)
     assert sorted(tier.scan("app:")) == ["app:a", "app:b"]  # type: ignore[attr-defined]
-    remote.calls.clear()
-    assert tier.evictions() == remote.evictions()  # type: ignore[attr-defined]
+    assert tier.evictions == remote.evictions  # type: ignore[attr-defined]
 
 
 def test_locks_are_the_remotes(tmp_path: Path) -> None:
@@ -486,15 +485,18 @@ def test_locks_are_the_remotes(tmp_path: Path) -> None:
     assert not remote.acquire_lock("lock", "other", 5)
     assert tier.release_lock("lock", "me")
     assert remote.acquire_lock("lock", "other", 5)
-    plain = TieredBackend(NullBackend())
-    assert not isinstance(plain, SupportsIncrement)
-    assert not hasattr(plain, "namespace")
-    assert repr(TieredBackend(Named())) == "TieredBackend(Named('shelf'))"
 
 
 class Named(NullBackend):
     def __repr__(self) -> str:
         return "Named('shelf')"
+
+
+def test_a_remote_without_abilities_lends_none() -> None:
+    plain = TieredBackend(Named())
+    assert not isinstance(plain, SupportsIncrement)
+    assert not hasattr(plain, "namespace")
+    assert repr(plain) == "TieredBackend(Named('shelf'))"
 
 
 # -- tiered(): CACHE_LOCAL_TIER ----------------------------------------------------------------

@@ -232,10 +232,14 @@ def test_losing_the_channel_bypasses_the_tier_until_resynced(
     eventually(lambda: a.synced)
     assert a.get(key) == b"new"
     assert a.local.get(key) == b"new"
-    # One line per change of state and per tier (b lost its subscription too, and comes
-    # back on its own schedule: wait for its line rather than race it).
-    eventually(lambda: sum("is back" in r.getMessage() for r in caplog.records) >= 2)
-    messages = [r.getMessage() for r in caplog.records if "tier" in r.getMessage()]
+    synced(b)  # b lost its subscription too
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "tier" in r.getMessage()]
+
+    # One line per change of state and per tier ("is back" follows the resync).
+    eventually(lambda: sum("is back" in m for m in lines()) == 2)
+    messages = lines()
     assert sum("bypassed" in m for m in messages) == 2, messages
     assert sum("is back" in m for m in messages) == 2, messages
     assert len(messages) == 4, messages

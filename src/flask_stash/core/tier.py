@@ -118,7 +118,7 @@ class TieredBackend:
         epoch = self.epoch
         value = self.remote.get(key)
         if value is not MISS:
-            self._keep(epoch, {key: value}, None)
+            self._keep(epoch, {key: value})
         return value
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | Miss]:
@@ -133,7 +133,7 @@ class TieredBackend:
         fetched = self.remote.get_many(missing)
         got = {k: v for k, v in zip(missing, fetched, strict=True) if v is not MISS}
         if got:
-            self._keep(epoch, got, None)
+            self._keep(epoch, got)
         remaining = iter(fetched)
         return [next(remaining) if value is MISS else value for value in found]
 
@@ -216,12 +216,12 @@ class TieredBackend:
             self.channel.start()
         return self.remote
 
-    def _keep(self, epoch: int, items: Mapping[str, bytes], ttl: TTL) -> None:
-        """Hold ``items`` unless an invalidation came since ``epoch`` was read."""
-        cap = self.ttl if ttl is None else min(ttl, self.ttl)
+    def _keep(self, epoch: int, items: Mapping[str, bytes]) -> None:
+        """Hold values read from ``remote`` (for the cap: their TTL there is unknown)
+        unless an invalidation came since ``epoch`` was read."""
         with self._lock:
             if self.synced and self.epoch == epoch:
-                self.local.set_many(items, cap)
+                self.local.set_many(items, self.ttl)
 
     def _written(self, epoch: int, items: dict[str, bytes], ttl: TTL) -> None:
         """After a write to ``remote``: keep what was written if nothing else changed

@@ -17,6 +17,7 @@ Usage: ``python scripts/mutation.py [module-path ...] [--keep]``.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import json
 import os
@@ -36,6 +37,7 @@ import tomllib
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutation"
 ACCEPTED_FILE = ROOT / "scripts" / "mutation-accepted.txt"
+CORE = "src/flask_stash/core"
 
 # mutmut's exit codes per mutant (mutmut/stats.py).
 DETECTED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout",
@@ -83,6 +85,7 @@ def load_settings() -> tuple[float, list[str], list[Target]]:
         for m in settings["modules"]
     ]
     check_paths_exist(targets)
+    check_every_module_listed(targets)
     return float(settings["threshold"]), list(settings.get("pytest_args", [])), targets
 
 
@@ -97,6 +100,25 @@ def check_paths_exist(targets: list[Target]) -> None:
     ]
     if missing:
         sys.exit(f"pyproject.toml [tool.flask_stash.mutation] names missing paths: {missing}")
+
+
+def check_every_module_listed(targets: list[Target]) -> None:
+    """Stop when a module of ``flask_stash.core`` with code of its own is not listed: a new
+    module is measured from its first commit, not when someone remembers it."""
+    listed = {target.path for target in targets}
+    unlisted = [
+        path
+        for path in sorted(str(p.relative_to(ROOT)) for p in (ROOT / CORE).rglob("*.py"))
+        if path not in listed and _has_code(ROOT / path)
+    ]
+    if unlisted:
+        sys.exit(f"pyproject.toml [tool.flask_stash.mutation] does not list {unlisted}")
+
+
+def _has_code(path: Path) -> bool:
+    """Whether a module defines functions or classes (a package's re-exports do not)."""
+    tree = ast.parse(path.read_text("utf-8"))
+    return any(isinstance(node, (ast.FunctionDef, ast.ClassDef)) for node in ast.walk(tree))
 
 
 def load_accepted() -> dict[str, str]:

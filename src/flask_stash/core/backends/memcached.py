@@ -440,11 +440,12 @@ class _HashClient(HashClient):  # type: ignore[misc]
         # sends it the call at hand (one more full timeout).
         failed = dict.get(self._failed_clients, client.server)
         if failed is not None:
+            name = location_label(client.server)
             if failed["attempts"] >= self.retry_attempts:
                 self.remove_server(client.server)  # its keys go to the other servers
-                raise OSError(f"memcached server {client.server} left out after failing")
+                raise OSError(f"memcached server {name} left out after failing")
             if time.time() - failed["failed_time"] <= self.retry_timeout:
-                raise OSError(f"memcached server {client.server} is failing")
+                raise OSError(f"memcached server {name} is failing")
         return super()._safely_run_func(client, func, default_val, *args, **kwargs)
 
     def _mark_failed_server(self, server: Any) -> None:

@@ -1,0 +1,246 @@
+"""MemcachedBackend's edges: routing by hash tag, option checks, error messages naming the
+key, TTLs at the server, evictions, a hung server, and the failing-server bookkeeping."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pymemcache.client.base import Client
+
+from flask_stash.core.backends import memcached
+from flask_stash.core.backends.memcached import MemcachedBackend, routing_key, wire_key
+from flask_stash.core.errors import BackendError, ConfigurationError, EntryTooLarge
+
+from .. import servers
+
+
+@pytest.fixture
+def node(memcached_pair: list[servers.Server]) -> servers.Server:
+    return memcached_pair[0]
+
+
+@pytest.fixture
+def backend(node: servers.Server) -> Iterator[MemcachedBackend]:
+    with contextlib.closing(MemcachedBackend([node.address])) as made:
+        yield made
+
+
+@pytest.fixture
+def raw(node: servers.Server) -> Iterator[Client]:
+    client = Client((servers.HOST, node.port), default_noreply=False, timeout=2)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def key() -> str:
+    return f"st:{uuid.uuid4().hex}"
+
+
+def remaining_ttl(raw: Client, key: str) -> int | None:
+    """The server's remaining TTL for ``key`` (meta get): -1 never expires."""
+    reply = raw.raw_command(b"mg " + wire_key(key) + b" t")
+    return int(reply.split(b" t", 1)[1]) if reply.startswith(b"HD") else None
+
+
+# -- routing: the node is picked by the first non-empty {tag} --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "routed"),
+    [
+        ("{tag}:entry", "tag"),  # a tag at the very start counts
+        ("p:{a}:x:{b}", "a"),  # the first tag, not the last
+        ("p:{a}x}", "a"),  # up to the first closing brace after it
+        ("}{x}", "x"),  # a closing brace before the tag is not its end
+        ("{a}", "a"),  # a one-character tag
+        ("{}x}", "{}x}"),  # an empty tag does not count: the whole key
+        ("{}", "{}"),
+        ("no tag", "no tag"),
+        (b"k{t}", b"t"),  # wire keys are bytes
+    ],
+)
+def test_routing_key(key: str | bytes, routed: str | bytes) -> None:
+    assert routing_key(key) == routed
+
+
+# -- options ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("retry_attempts", -1), ("retry_attempts", 1.5), ("retry_timeout", -1),
+     ("retry_timeout", float("nan")), ("dead_timeout", -0.5), ("dead_timeout", "1")],
+)  # fmt: skip
+def test_bad_retry_options_are_named(option: str, value: object) -> None:
+    with pytest.raises(ConfigurationError, match=rf"^{option} must be"):
+        MemcachedBackend(["a:1", "b:2"], **{option: value})  # type: ignore[arg-type]
+
+
+def test_zero_retries_and_timeouts_are_allowed() -> None:
+    options = {"retry_attempts": 0, "retry_timeout": 0, "dead_timeout": 0}
+    with contextlib.closing(MemcachedBackend(["a:1", "b:2"], **options)) as made:  # type: ignore[arg-type]
+        assert made.servers == ["a:1", "b:2"]
+
+
+# -- messages that name the caller's key -----------------------------------------------------
+
+
+def test_type_errors_say_what_was_wrong(backend: MemcachedBackend, key: str) -> None:
+    with pytest.raises(TypeError, match=r"^delta must be an int, not float$"):
+        backend.incr(key, 1.5, 60)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^lease must be a positive number of seconds, not None$"):
+        backend.acquire_lock(key, "t", None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("stored", [b"x5", b"-", b"-x", b"5x", b""])
+def test_increment_of_a_non_integer_names_the_key(
+    backend: MemcachedBackend, key: str, stored: bytes
+) -> None:
+    backend.set(key, stored, 60)
+    for delta in (1, -1):  # native incr refused, then compare-and-set; both refuse
+        with pytest.raises(TypeError, match=rf"^cannot increment {key!r}: it does not hold"):
+            backend.incr(key, delta, 60)
+    assert backend.get(key) == stored
+
+
+def test_size_refusals_name_the_key(backend: MemcachedBackend, key: str) -> None:
+    tight = MemcachedBackend(backend.servers, max_value_size=4)
+    with contextlib.closing(tight):
+        with pytest.raises(EntryTooLarge, match=rf"^not caching {key!r}: 5 bytes"):
+            tight.add(key, b"12345", 60)
+        with pytest.raises(EntryTooLarge, match=rf"^not caching {key!r}: 5 bytes"):
+            tight.set_many({key + "ok": b"1", key: b"12345"}, 60)
+
+
+def test_server_size_refusals_are_reported(node: servers.Server, key: str) -> None:
+    """Past our own limit (raised here), memcached's -I 1m refuses: never a silent loss,
+    set_many included."""
+    big = b"x" * (2 * 1024 * 1024)
+    # A generous timeout: 2 MiB go out before the server answers, on a busy machine too.
+    roomy = MemcachedBackend([node.address], max_value_size=4 * 1024 * 1024, timeout=10)
+    with contextlib.closing(roomy):
+        with pytest.raises(EntryTooLarge, match=rf"^memcached refused {key!r}: "):
+            roomy.add(key, big, 60)
+        with pytest.raises(EntryTooLarge, match=r"^memcached refused one of 2 values: "):
+            roomy.set_many({key: big, key + "small": b"s"}, 60)
+        assert roomy.get(key) is memcached.MISS
+
+
+# -- TTLs at the server ----------------------------------------------------------------------
+
+
+def test_set_many_ttl_reaches_the_server(backend: MemcachedBackend, raw: Client, key: str) -> None:
+    backend.set_many({key + "a": b"1", key + "b": b"2"}, 120)
+    assert remaining_ttl(raw, key + "a") in range(118, 121)
+    assert remaining_ttl(raw, key + "b") in range(118, 121)
+
+
+def test_increment_by_zero_keeps_the_expiry(
+    backend: MemcachedBackend, raw: Client, key: str
+) -> None:
+    assert backend.incr(key, 3, 60) == 3
+    assert backend.incr(key, 0, None) == 3  # memcached's incr, like any non-negative delta
+    assert remaining_ttl(raw, key) in range(58, 61)
+
+
+# -- evictions -----------------------------------------------------------------------------
+
+
+def test_evictions_sum_the_servers(tmp_path: Path) -> None:
+    binary = servers.require_binary("memcached")
+    port = servers.free_port()
+    args = [binary, "-l", servers.HOST, "-p", str(port), "-U", "0", "-m", "2", "-u", "root"]
+    with servers.running(args, port, tmp_path) as small:
+        made = MemcachedBackend([small.address])
+        with contextlib.closing(made), contextlib.closing(Client((servers.HOST, port))) as raw:
+            assert made.evictions() == 0
+            value = b"v" * 50_000
+            for i in range(200):  # 10 MB into a 2 MB cache
+                made.set(f"fill{i}", value, None)
+            evicted = int(raw.stats()[b"evictions"])
+            assert evicted > 0
+            assert made.evictions() == evicted
+
+
+# -- a hung server ---------------------------------------------------------------------------
+
+
+def test_a_hung_server_times_out_as_an_error(tmp_path: Path) -> None:
+    """SIGSTOP: connections are accepted, never answered. Each call ends with an error
+    after ``timeout``, on a sharded client too: never a hang, never a silent miss."""
+    with servers.memcached_nodes(tmp_path, 2) as (a, b):
+        made = MemcachedBackend([a.address, b.address], timeout=0.3, connect_timeout=0.3)
+        with contextlib.closing(made):
+            keys = [f"k{i}" for i in range(16)]
+            with contextlib.closing(MemcachedBackend([a.address, b.address])) as patient:
+                patient.set_many(dict.fromkeys(keys, b"v"), 60)  # same nodes, same routing
+            with contextlib.closing(Client((servers.HOST, b.port))) as raw_b:
+                on_b = next(k for k in keys if raw_b.get(k) is not None)
+            with servers.paused(b), pytest.raises(BackendError):
+                made.get(on_b)
+
+
+# -- the failing-server record, shared by threads ------------------------------------------
+
+
+def test_a_failure_record_removed_by_another_thread_reads_as_fresh() -> None:
+    records = memcached._FailedNodes()
+    fresh = records["gone:1"]
+    assert fresh["attempts"] == 0
+    assert set(fresh) == {"failed_time", "attempts"}  # the fields pymemcache reads
+    assert records.pop("gone:1") is None
+
+
+class FrozenTime:
+    """``time.time`` as the failing-server bookkeeping reads it, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_failing_server_errors_until_it_is_left_out(
+    node: servers.Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between retries a failing server's calls are errors at once (pymemcache answered
+    them with a silent default: a miss, an add "lost"); after ``retry_attempts`` failed
+    retries it is left out and its keys go to the live server."""
+    clock = FrozenTime()
+    monkeypatch.setattr(memcached.time, "time", clock)  # pymemcache's clock too
+    dead = f"{servers.HOST}:{servers.free_port()}"
+    made = MemcachedBackend([node.address, dead], retry_attempts=2, retry_timeout=0.25)
+    with contextlib.closing(made):
+        on_dead = next(f"k{i}" for i in range(64) if not answers(made, f"k{i}"))
+
+        def failure() -> str:
+            with pytest.raises(BackendError) as caught:
+                made.get(on_dead)
+            return str(caught.value)
+
+        assert (
+            f"memcached server {dead} is failing" in failure()
+        )  # refused at 1000.0: failing, no new attempt
+        clock.now = 1_000.25
+        assert "is failing" in failure()  # exactly retry_timeout later: still waiting
+        clock.now = 1_000.5
+        assert "is failing" not in failure()  # retried (and refused): attempt 1
+        clock.now = 1_001.0
+        assert "is failing" not in failure()  # attempt 2
+        assert f"memcached server {dead} left out after failing" in failure()
+        assert made.get(on_dead) is memcached.MISS  # now served by the live server
+
+
+def answers(made: MemcachedBackend, key: str) -> bool:
+    """Whether ``key``'s server answers; the first refusal marks the other one failing."""
+    try:
+        made.get(key)
+    except BackendError:
+        return False
+    return True

@@ -4,6 +4,9 @@ key, TTLs at the server, evictions, a hung server, and the failing-server bookke
 from __future__ import annotations
 
 import contextlib
+import gc
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +16,12 @@ from pymemcache.client.base import Client
 
 from flask_stash.core.backends import memcached
 from flask_stash.core.backends.memcached import MemcachedBackend, routing_key, wire_key
-from flask_stash.core.errors import BackendError, ConfigurationError, EntryTooLarge
+from flask_stash.core.errors import (
+    BackendError,
+    ConfigurationError,
+    EntryTooLarge,
+    MissingDependencyError,
+)
 
 from .. import servers
 
@@ -73,18 +81,66 @@ def test_routing_key(key: str | bytes, routed: str | bytes) -> None:
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("retry_attempts", -1), ("retry_attempts", 1.5), ("retry_timeout", -1),
+    [("retry_attempts", -1), ("retry_attempts", 1.5), ("retry_attempts", True),
+     ("retry_timeout", -1), ("timeout", 0), ("connect_timeout", -1), ("max_value_size", 0),
      ("retry_timeout", float("nan")), ("dead_timeout", -0.5), ("dead_timeout", "1")],
 )  # fmt: skip
-def test_bad_retry_options_are_named(option: str, value: object) -> None:
+def test_bad_options_are_named(option: str, value: object) -> None:
     with pytest.raises(ConfigurationError, match=rf"^{option} must be"):
         MemcachedBackend(["a:1", "b:2"], **{option: value})  # type: ignore[arg-type]
 
 
 def test_zero_retries_and_timeouts_are_allowed() -> None:
-    options = {"retry_attempts": 0, "retry_timeout": 0, "dead_timeout": 0}
+    options = {"retry_attempts": 0, "retry_timeout": 0, "dead_timeout": 0, "max_value_size": 1}
     with contextlib.closing(MemcachedBackend(["a:1", "b:2"], **options)) as made:  # type: ignore[arg-type]
         assert made.servers == ["a:1", "b:2"]
+        assert made.max_value_size == 1
+
+
+def test_credentials_point_to_the_sasl_backend() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        MemcachedBackend(url="memcached://user:pw@h:1")
+    assert str(caught.value) == "credentials need SASL: use SASLMemcachedCache (pylibmc)"
+
+
+def test_missing_pymemcache_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pymemcache", None)  # import pymemcache -> ImportError
+    with pytest.raises(MissingDependencyError, match=r"'pymemcache'.*flask-stash\[memcached\]"):
+        MemcachedBackend(["h:1"])
+
+
+@pytest.mark.parametrize(("count", "ejects"), [(1, False), (2, True), (3, True)])
+def test_several_servers_are_sharded_and_eject_failing_ones(count: int, ejects: bool) -> None:
+    """Several servers: pymemcache's HashClient, which leaves a failing one out by itself
+    (the gate's breaker reads ``ejects_failed_nodes`` to leave those to it)."""
+    addresses = [f"h{i}:1" for i in range(count)]
+    with contextlib.closing(MemcachedBackend(addresses)) as made:
+        assert made.ejects_failed_nodes is ejects
+        assert made.servers == addresses
+
+
+def test_a_ready_client_is_used_as_given() -> None:
+    class Listed:
+        servers = ("a:1", "b:2")
+
+    assert MemcachedBackend(client=Listed()).servers == ["a:1", "b:2"]
+    assert MemcachedBackend(client=object()).servers == []
+
+
+def test_a_dropped_backend_closes_its_connections(node: servers.Server, raw: Client) -> None:
+    def connections() -> int:
+        return int(raw.stats()[b"curr_connections"])
+
+    before = connections()
+    made = MemcachedBackend([node.address])
+    made.set("dropped", b"v", 60)
+    assert connections() == before + 1
+    del made
+    gc.collect()
+    deadline = time.monotonic() + 5  # the server notices the closed socket on its own
+    while connections() != before:
+        assert time.monotonic() < deadline, "the dropped backend's connection stayed open"
+        time.sleep(0.02)
 
 
 # -- messages that name the caller's key -----------------------------------------------------
@@ -244,3 +300,51 @@ def answers(made: MemcachedBackend, key: str) -> bool:
     except BackendError:
         return False
     return True
+
+
+def test_failing_server_defaults(node: servers.Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """By default a failing server is retried 1 s apart, left out after 2 failed retries,
+    and tried again 30 s later."""
+    clock = FrozenTime()
+    monkeypatch.setattr(memcached.time, "time", clock)
+    dead = f"{servers.HOST}:{servers.free_port()}"
+    with contextlib.closing(MemcachedBackend([node.address, dead])) as made:
+        on_dead = next(f"k{i}" for i in range(64) if not answers(made, f"k{i}"))
+
+        def failure() -> str:
+            with pytest.raises(BackendError) as caught:
+                made.get(on_dead)
+            return str(caught.value)
+
+        clock.now = 1_001.0
+        assert "is failing" in failure()
+        clock.now = 1_001.5
+        assert "is failing" not in failure()  # attempt 1
+        clock.now = 1_003.0
+        assert "is failing" not in failure()  # attempt 2
+        assert "left out after failing" in failure()
+        assert made.get(on_dead) is memcached.MISS
+        clock.now = 1_033.5  # 30.5 s after it was left out: tried again, still refused
+        assert "is failing" not in failure()
+
+
+def test_an_increment_that_always_loses_the_race_gives_up(
+    backend: MemcachedBackend, raw: Client, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another client writes between every read and compare-and-set: the increment ends
+    with an error after a bounded number of rounds, never a spin or a lost write."""
+    backend.set(key, b"-1", 60)
+    real_gets = backend._client.gets
+    rounds: list[int] = []
+
+    def gets_then_someone_writes(wire: bytes) -> object:
+        found = real_gets(wire)
+        rounds.append(1)
+        raw.set(wire, b"-100", noreply=False)  # the other client's write wins the race
+        return found
+
+    monkeypatch.setattr(backend._client, "gets", gets_then_someone_writes)
+    with pytest.raises(BackendError, match=rf"^incr\({key!r}\) lost 32 compare-and-set races"):
+        backend.incr(key, -1, 60)
+    assert len(rounds) == 32
+    assert raw.get(wire_key(key)) == b"-100"  # the other write stands

@@ -157,6 +157,16 @@ def test_failed_clear_names_the_servers() -> None:
 # -- the connection pool ------------------------------------------------------------------
 
 
+def test_pool_holds_pool_size_connections(node: servers.Server) -> None:
+    """``pool_size`` callers can each hold a connection at once, without waiting (an empty
+    pool would make every call wait forever)."""
+    with contextlib.closing(SASLMemcachedBackend([node.address], pool_size=2)) as made:
+        pool = made._client._pool
+        with pool.reserve(block=False) as one, pool.reserve(block=False) as two:
+            assert one is not two
+        assert pool.qsize() == 2  # both given back
+
+
 def call_while_the_pool_is_taken(made: SASLMemcachedBackend, key: str) -> tuple[bool, Any]:
     """``made.get(key)`` in another thread while this one holds a pooled connection:
     whether that call was still waiting after a moment, and its outcome."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import sys
 import threading
 import uuid
@@ -201,7 +202,8 @@ def test_exhausted_non_blocking_pool_is_a_backend_error(node: servers.Server, ke
     with contextlib.closing(impatient) as made:
         _, outcome = call_while_the_pool_is_taken(made, key)
     assert isinstance(outcome, BackendError)  # counted and failed open, like an outage
-    assert "no free connection" in str(outcome)
+    assert str(outcome) == "pylibmc: no free connection in the pool"
+    assert isinstance(outcome.original, queue.Empty)
 
 
 # -- TTLs and counters, as the server holds them ---------------------------------------------

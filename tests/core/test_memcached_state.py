@@ -348,3 +348,23 @@ def test_an_increment_that_always_loses_the_race_gives_up(
         backend.incr(key, -1, 60)
     assert len(rounds) == 32
     assert raw.get(wire_key(key)) == b"-100"  # the other write stands
+
+
+def test_an_increment_racing_a_creation_counts_from_the_created_value(
+    backend: MemcachedBackend, raw: Client, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Absent when read, created by another client before our ``add``: the add must fail
+    and the increment apply to that value, not overwrite it."""
+    real_gets = backend._client.gets
+    created: list[bytes] = []
+
+    def gets_then_someone_creates(wire: bytes) -> object:
+        found = real_gets(wire)
+        if not created:
+            raw.set(wire, b"10", noreply=False)
+            created.append(wire)
+        return found
+
+    monkeypatch.setattr(backend._client, "gets", gets_then_someone_creates)
+    assert backend.incr(key, -1, 60) == 9
+    assert raw.get(wire_key(key)) == b"9"

@@ -368,3 +368,28 @@ def test_an_increment_racing_a_creation_counts_from_the_created_value(
     monkeypatch.setattr(backend._client, "gets", gets_then_someone_creates)
     assert backend.incr(key, -1, 60) == 9
     assert raw.get(wire_key(key)) == b"9"
+
+
+def test_a_server_brought_back_gets_a_new_pool_and_the_old_one_is_closed(
+    memcached_pair: list[servers.Server],
+) -> None:
+    """What pymemcache does when a left-out server's dead_timeout ends: the server is
+    added again with a new pool; the old pool's connections must not stay open."""
+    a, b = memcached_pair
+    with contextlib.closing(MemcachedBackend([a.address, b.address])) as made:
+        client = made._client
+        old = client.clients[b.address]
+        old.get(b"any")  # one pooled connection to b, idle now
+        with contextlib.closing(Client((servers.HOST, b.port))) as raw_b:
+
+            def connections() -> int:
+                return int(raw_b.stats()[b"curr_connections"])
+
+            with_old = connections()
+            client.remove_server((servers.HOST, b.port))
+            client.add_server((servers.HOST, b.port))
+            assert client.clients[b.address] is not old
+            deadline = time.monotonic() + 5  # the server notices the close on its own
+            while connections() != with_old - 1:
+                assert time.monotonic() < deadline, "the old pool's connection stayed open"
+                time.sleep(0.02)

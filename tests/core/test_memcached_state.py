@@ -393,3 +393,49 @@ def test_a_server_brought_back_gets_a_new_pool_and_the_old_one_is_closed(
             while connections() != with_old - 1:
                 assert time.monotonic() < deadline, "the old pool's connection stayed open"
                 time.sleep(0.02)
+
+
+def test_clear_reports_every_failing_server() -> None:
+    dead = [f"{servers.HOST}:{servers.free_port()}" for _ in range(2)]
+    made = MemcachedBackend(dead, retry_attempts=0)
+    with contextlib.closing(made), pytest.raises(BackendError) as caught:
+        made.clear()
+    message = str(caught.value)
+    assert message.startswith(f"flush_all failed on {dead[0]}: ")
+    assert f"; {dead[1]}: " in message
+
+
+def test_clear_on_a_hung_server_is_an_error(tmp_path: Path) -> None:
+    """flush_all waits for the reply: a hung server's flush is reported, not assumed."""
+    with servers.memcached_nodes(tmp_path, 1) as (hung,):
+        made = MemcachedBackend([hung.address], timeout=0.3, connect_timeout=0.3)
+        with contextlib.closing(made):
+            made.set("k", b"v", 60)  # connected
+            with servers.paused(hung), pytest.raises(BackendError, match="flush_all failed"):
+                made.clear()
+
+
+def test_set_messages_name_the_key(node: servers.Server, key: str) -> None:
+    with contextlib.closing(MemcachedBackend([node.address], max_value_size=4)) as tight:
+        with pytest.raises(EntryTooLarge, match=rf"^not caching {key!r}: 5 bytes"):
+            tight.set(key, b"12345", 60)
+        with pytest.raises(TypeError, match=r"^backend values are bytes, not str$"):
+            tight.set(key, "text", 60)  # type: ignore[arg-type]
+    roomy = MemcachedBackend([node.address], max_value_size=4 * 1024 * 1024, timeout=10)
+    with (
+        contextlib.closing(roomy),
+        pytest.raises(EntryTooLarge, match=rf"^memcached refused {key!r}: "),
+    ):
+        roomy.set(key, b"x" * (2 * 1024 * 1024), 60)
+
+
+def test_lock_names_with_lone_surrogates_work(backend: MemcachedBackend) -> None:
+    name = f"\ud800 lock {uuid.uuid4().hex}"
+    assert backend.acquire_lock(name, "t", 5)
+    assert not backend.acquire_lock(name, "u", 5)
+    assert backend.release_lock(name, "t")
+
+
+def test_repr_names_the_class_and_servers() -> None:
+    with contextlib.closing(MemcachedBackend(["h:1", "h:2"])) as made:
+        assert repr(made) == "MemcachedBackend(['h:1', 'h:2'])"

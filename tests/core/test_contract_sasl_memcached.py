@@ -82,3 +82,13 @@ def test_the_server_refuses_wrong_credentials(
     backend = SASLMemcachedBackend([sasl_node.address], username=user, password=password)
     with contextlib.closing(backend), pytest.raises(BackendError):
         backend.set("k", b"v", None)
+
+
+def test_a_refused_increment_reconnects_authenticated(sasl_node: servers.Server) -> None:
+    """memcached refuses to ``incr`` "-2"; the backend reconnects (libmemcached marked the
+    server failed) and must authenticate again for the compare-and-set that follows."""
+    backend = SASLMemcachedBackend([sasl_node.address], username=USER, password=PASSWORD)
+    with contextlib.closing(backend):
+        assert backend.incr("refused", -2, 60) == -2
+        assert backend.incr("refused", 5, 60) == 3
+        assert backend.get("refused") == b"3"

@@ -8,6 +8,7 @@ MemcachedBackend` over a pool of pylibmc clients that answers pymemcache's calls
 from __future__ import annotations
 
 import importlib
+import queue
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -82,6 +83,8 @@ class _PylibmcClient:
         try:
             with self._pool.reserve(block=self._blocking) as mc:
                 return call(mc)
+        except queue.Empty as exc:  # pool_blocking=False and every connection in use
+            raise BackendError("pylibmc: no free connection in the pool", exc) from exc
         except getattr(self._lib, "TooBig", ()) as exc:
             raise EntryTooLarge(f"memcached refused a value: {exc}", exc) from exc
         except self._lib.Error as exc:
@@ -124,6 +127,10 @@ class _PylibmcClient:
         except self._lib.NotFound:
             return None
         except self._lib.Error as exc:  # not a counter: the backend falls back to CAS
+            # libmemcached cannot read the binary protocol's refusal and marks the server
+            # failed: every call on this client would fail for its retry_timeout (2 s).
+            # Disconnecting clears that; the next call reconnects (and authenticates).
+            mc.disconnect_all()
             raise _IncrRefused(str(exc)) from exc
 
     def close(self) -> None:

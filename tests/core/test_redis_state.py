@@ -106,7 +106,10 @@ def test_every_write_sends_its_ttl_in_whole_milliseconds_rounded_up(
         backend.incr(f"{key}:count", 3, ttl)
 
     sent = [c for c in commands_sent(redis_single, write) if c.startswith(("SET", "EVAL"))]
-    assert sent[:5] == [
+    # redis-py 5 sends PX before NX, later versions after it: the same command to Redis.
+    assert [
+        c.removesuffix(" NX").replace(" PX", " NX PX") if c.endswith(" NX") else c for c in sent[:5]
+    ] == [
         f"SET {key} v PX {px}",
         f"SET {key}:a a PX {px}",
         f"SET {key}:b b PX {px}",
@@ -245,21 +248,26 @@ def test_delete_falls_back_to_del_once_and_remembers(tmp_path: Path) -> None:
     with (
         servers.redis_server(tmp_path, "--rename-command", "UNLINK", '""') as server,
         RedisBackend(host=HOST, port=server.port) as backend,
-        admin(server) as watcher,
     ):
         backend.set_many({"a": b"1", "b": b"2", "c": b"3", "d": b"4"}, 30)
         assert backend.delete("a") is True
-        errors_after_first = _errors(watcher)  # (opening a connection costs a few too)
+        errors_after_first = _errors(server)  # (opening a connection costs a few too)
         assert backend.delete("a") is False
         assert backend.delete_many(["b", "c", "absent"]) == 2
         backend.clear()
         assert backend.get_many(["a", "b", "c", "d"]) == [MISS] * 4
-        assert _errors(watcher) == errors_after_first  # UNLINK was not tried again
+        assert _errors(server) == errors_after_first  # UNLINK was not tried again
 
 
-def _errors(client: redis.Redis) -> int:
-    """Error replies the server sent so far, to anyone."""
-    return sum(int(stat["count"]) for stat in client.info("errorstats").values())
+def _errors(server: servers.Server) -> int:
+    """Error replies the server sent so far, to anyone (``errorstat_ERR:count=3`` lines;
+    read as text, since redis-py versions parse this section differently)."""
+    text = servers.redis_cli("-p", str(server.port), "info", "errorstats")
+    return sum(
+        int(line.split("count=")[1].split(",")[0])
+        for line in text.splitlines()
+        if line.startswith("errorstat_")
+    )
 
 
 # -- evictions ------------------------------------------------------------------------------------
@@ -419,7 +427,10 @@ def test_a_reconnected_subscription_says_messages_may_be_lost(
     with backend.subscribe(channel) as messages:
         with admin(redis_single) as client:
             client.client_kill_filter(_type="pubsub")
-        with pytest.raises(BackendError, match=rf"^{RECONNECTED}$"):
+        # redis-py 6 and later reconnect and subscribe again by themselves (messages lost
+        # meanwhile: refused); redis-py 5 reports the closed connection.
+        closed = r"Redis subscribe failed: Connection closed by server\."
+        with pytest.raises(BackendError, match=rf"^({RECONNECTED}|{closed})$"):
             messages.poll(5)
 
 

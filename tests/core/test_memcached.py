@@ -43,6 +43,7 @@ from flask_stash.core.store import Store
 from flask_stash.testing import BackendContract, FakeClock
 
 from .. import servers
+from .memcachedkit import remaining_ttl, text_client
 
 pytestmark = pytest.mark.server
 
@@ -89,15 +90,8 @@ def key() -> str:
 @pytest.fixture
 def raw(node: servers.Server) -> Iterator[Client]:
     """A plain pymemcache client on the same server, to look behind the backend."""
-    client = Client(("127.0.0.1", node.port), default_noreply=False, timeout=2)
-    yield client
-    client.close()
-
-
-def remaining_ttl(raw: Client, wire: bytes) -> int | None:
-    """The server's remaining TTL for ``wire`` (meta get): -1 never expires."""
-    reply = raw.raw_command(b"mg " + wire + b" t")
-    return int(reply.split(b" t", 1)[1]) if reply.startswith(b"HD") else None
+    with text_client(node) as client:
+        yield client
 
 
 def count_round_trips(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:

@@ -28,6 +28,7 @@ from flask_stash.core.errors import (
 )
 
 from .. import servers
+from .memcachedkit import remaining_ttl, text_client
 
 # As in test_contract_sasl_memcached.py: pylibmc reads SASL_PATH once, when imported.
 DEBIAN_SASL_PLUGINS = "/usr/lib/x86_64-linux-gnu/sasl2"
@@ -52,20 +53,13 @@ def backend(node: servers.Server) -> Iterator[SASLMemcachedBackend]:
 @pytest.fixture
 def raw(node: servers.Server) -> Iterator[Client]:
     """A text-protocol client on the same server, to read what the backend stored."""
-    client = Client((servers.HOST, node.port), default_noreply=False, timeout=2)
-    yield client
-    client.close()
+    with text_client(node) as client:
+        yield client
 
 
 @pytest.fixture
 def key() -> str:
     return f"sasl:{uuid.uuid4().hex}"
-
-
-def remaining_ttl(raw: Client, key: str) -> int | None:
-    """The server's remaining TTL for ``key`` (meta get): -1 never expires."""
-    reply = raw.raw_command(b"mg " + wire_key(key) + b" t")
-    return int(reply.split(b" t", 1)[1]) if reply.startswith(b"HD") else None
 
 
 def closed_address() -> str:
@@ -214,11 +208,11 @@ def test_ttls_reach_the_server(backend: SASLMemcachedBackend, raw: Client, key: 
     backend.set_many({key + "m1": b"1", key + "m2": b"2"}, 200)
     assert backend.add(key + "a", b"v", 300)
     backend.set(key + "forever", b"v", None)
-    assert remaining_ttl(raw, key + "s") in range(98, 101)
-    assert remaining_ttl(raw, key + "m1") in range(198, 201)
-    assert remaining_ttl(raw, key + "m2") in range(198, 201)
-    assert remaining_ttl(raw, key + "a") in range(298, 301)
-    assert remaining_ttl(raw, key + "forever") == -1
+    assert remaining_ttl(raw, wire_key(key + "s")) in range(98, 101)
+    assert remaining_ttl(raw, wire_key(key + "m1")) in range(198, 201)
+    assert remaining_ttl(raw, wire_key(key + "m2")) in range(198, 201)
+    assert remaining_ttl(raw, wire_key(key + "a")) in range(298, 301)
+    assert remaining_ttl(raw, wire_key(key + "forever")) == -1
 
 
 def test_native_increment_keeps_the_expiry(
@@ -226,7 +220,7 @@ def test_native_increment_keeps_the_expiry(
 ) -> None:
     assert backend.incr(key, 3, 60) == 3  # absent: created with the TTL
     assert backend.incr(key, 4, None) == 7  # memcached's incr: the expiry stays
-    assert remaining_ttl(raw, key) in range(58, 61)
+    assert remaining_ttl(raw, wire_key(key)) in range(58, 61)
     assert raw.get(wire_key(key)) == b"7"
 
 

@@ -24,6 +24,7 @@ from flask_stash.core.errors import (
 )
 
 from .. import servers
+from .memcachedkit import remaining_ttl, text_client
 
 
 @pytest.fixture
@@ -39,20 +40,13 @@ def backend(node: servers.Server) -> Iterator[MemcachedBackend]:
 
 @pytest.fixture
 def raw(node: servers.Server) -> Iterator[Client]:
-    client = Client((servers.HOST, node.port), default_noreply=False, timeout=2)
-    yield client
-    client.close()
+    with text_client(node) as client:
+        yield client
 
 
 @pytest.fixture
 def key() -> str:
     return f"st:{uuid.uuid4().hex}"
-
-
-def remaining_ttl(raw: Client, key: str) -> int | None:
-    """The server's remaining TTL for ``key`` (meta get): -1 never expires."""
-    reply = raw.raw_command(b"mg " + wire_key(key) + b" t")
-    return int(reply.split(b" t", 1)[1]) if reply.startswith(b"HD") else None
 
 
 # -- routing: the node is picked by the first non-empty {tag} --------------------------------
@@ -192,8 +186,8 @@ def test_server_size_refusals_are_reported(node: servers.Server, key: str) -> No
 
 def test_set_many_ttl_reaches_the_server(backend: MemcachedBackend, raw: Client, key: str) -> None:
     backend.set_many({key + "a": b"1", key + "b": b"2"}, 120)
-    assert remaining_ttl(raw, key + "a") in range(118, 121)
-    assert remaining_ttl(raw, key + "b") in range(118, 121)
+    assert remaining_ttl(raw, wire_key(key + "a")) in range(118, 121)
+    assert remaining_ttl(raw, wire_key(key + "b")) in range(118, 121)
 
 
 def test_increment_by_zero_keeps_the_expiry(
@@ -201,7 +195,7 @@ def test_increment_by_zero_keeps_the_expiry(
 ) -> None:
     assert backend.incr(key, 3, 60) == 3
     assert backend.incr(key, 0, None) == 3  # memcached's incr, like any non-negative delta
-    assert remaining_ttl(raw, key) in range(58, 61)
+    assert remaining_ttl(raw, wire_key(key)) in range(58, 61)
 
 
 # -- evictions -----------------------------------------------------------------------------

@@ -190,6 +190,15 @@ def test_set_many_ttl_reaches_the_server(backend: MemcachedBackend, raw: Client,
     assert remaining_ttl(raw, wire_key(key + "b")) in range(118, 121)
 
 
+def test_add_sends_its_ttl_and_no_ttl_means_forever(
+    backend: MemcachedBackend, raw: Client, key: str
+) -> None:
+    assert backend.add(key, b"1", 90) is True
+    assert remaining_ttl(raw, wire_key(key)) in range(88, 91)
+    assert backend.add(key + "forever", b"2", None) is True
+    assert remaining_ttl(raw, wire_key(key + "forever")) == -1
+
+
 def test_increment_by_zero_keeps_the_expiry(
     backend: MemcachedBackend, raw: Client, key: str
 ) -> None:
